@@ -1,0 +1,2 @@
+//! The Room operator. Not built yet (see the operator issue).
+#![forbid(unsafe_code)]
