@@ -1,1 +1,8 @@
-fn main() {}
+//! `rendezvous`: one multi-call binary for every Rendezvous component.
+#![forbid(unsafe_code)]
+
+use clap::Parser as _;
+
+fn main() -> anyhow::Result<()> {
+    rendezvous::Cli::parse().run()
+}

@@ -1,1 +1,74 @@
+//! The shell every Rendezvous HTTP service shares.
+//!
+//! Owns: logging set-up ([`init_tracing`]), per-route HTTP metrics ([`HttpMetrics`]),
+//! the `/healthz` + `/metrics` routes, the JSON error response ([`error_response`]) and
+//! the process shutdown signal ([`shutdown_signal`]). Services own their routes and
+//! readiness checks; this crate owns none of their state.
+#![forbid(unsafe_code)]
 
+mod metrics;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use rendezvous_api::ErrorBody;
+
+pub use metrics::HttpMetrics;
+
+/// How logs are written. `RENDEZVOUS_LOG_FORMAT=json` selects JSON (production);
+/// anything else, human-readable text. `RUST_LOG` sets the filter (default `info`).
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("RENDEZVOUS_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // try_init: a second call (tests, `up` running several services) is harmless.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// The JSON error body `{ "error": { "code", "message" } }` with a status.
+pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (status, axum::Json(ErrorBody::new(code, message))).into_response()
+}
+
+/// The fallback for unknown routes: a JSON 404 rather than an empty body.
+pub async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// Resolves on Ctrl-C or SIGTERM: the signal every service drains on.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// The fallback for a known route with the wrong method: a JSON 405.
+pub async fn method_not_allowed() -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept that method",
+    )
+}

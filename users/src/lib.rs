@@ -1,1 +1,147 @@
+//! The users service: accounts, log-in sessions, and the keys of access tokens.
+//!
+//! Data flow: a request enters [`app`], is decoded by the extractors in `extract`
+//! (JSON errors on bad input), handled in `routes`, which read and write through
+//! [`store::Store`] (SQLite or PostgreSQL via sqlx `Any`) and sign tokens with the
+//! [`keyring::Keyring`]. A housekeeping task rotates keys, purges expired refresh
+//! tokens and sweeps rate-limiter state.
+#![forbid(unsafe_code)]
 
+pub mod config;
+pub mod error;
+mod extract;
+pub mod keyring;
+pub mod model;
+mod password;
+mod ratelimit;
+pub mod routes;
+pub mod store;
+mod validate;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use rendezvous_auth::{now_unix, Expect};
+use rendezvous_service::HttpMetrics;
+
+pub use config::Config;
+pub use error::{Error, Result};
+
+/// `rendezvous users`: the users service on its own.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "RENDEZVOUS_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// Service-specific metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    pub login_failures: prometheus::IntCounter,
+}
+
+impl Metrics {
+    fn register(registry: &prometheus::Registry) -> Self {
+        let login_failures = prometheus::IntCounter::new(
+            "rendezvous_users_login_failures_total",
+            "Log-in attempts refused for a wrong login or password",
+        )
+        .expect("valid metric");
+        // A second registration (several apps on one registry in tests) is harmless.
+        let _ = registry.register(Box::new(login_failures.clone()));
+        Self { login_failures }
+    }
+}
+
+/// The service's shared state. Cheap to clone.
+#[derive(Clone)]
+pub struct Ctx {
+    pub cfg: Arc<Config>,
+    pub store: store::Store,
+    pub keys: Arc<keyring::Keyring>,
+    limiters: ratelimit::Limiters,
+    metrics: Metrics,
+}
+
+impl Ctx {
+    /// Connect to the database, migrate, and load (or create) the signing keys.
+    pub async fn new(cfg: Config, metrics: &HttpMetrics) -> anyhow::Result<Self> {
+        let store = store::Store::connect(&cfg.database_url()).await?;
+        let keys = keyring::Keyring::load(
+            store.clone(),
+            Expect::new(&cfg.token_issuer, &cfg.token_audience),
+            cfg.access_token_ttl,
+            cfg.key_rotation_interval,
+            now_unix(),
+        )
+        .await?;
+        Ok(Self {
+            limiters: ratelimit::Limiters::new(&cfg),
+            cfg: Arc::new(cfg),
+            store,
+            keys: Arc::new(keys),
+            metrics: Metrics::register(metrics.registry()),
+        })
+    }
+
+    /// Rotate keys when due, purge expired refresh tokens, sweep limiters; forever.
+    pub async fn housekeeping(self) {
+        // Once a minute: rotation is measured in days, limiter periods in minutes.
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            if let Err(e) = self.keys.sync_at(now_unix(), false).await {
+                tracing::error!(error = %e, "key sync failed");
+            }
+            if let Err(e) = self.store.purge_expired_refresh(now_unix()).await {
+                tracing::error!(error = %e, "refresh-token purge failed");
+            }
+            self.limiters.sweep();
+        }
+    }
+}
+
+/// The users routes with the body limit and request tracing, but no fallback and no
+/// `/metrics`: for merging into a larger app.
+pub fn routes(ctx: Ctx) -> Router {
+    let limit = ctx.cfg.max_body_bytes;
+    routes::routes(ctx)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// The complete users app: routes, JSON 404/405, `/metrics` and `/healthz`.
+pub fn app(ctx: Ctx, metrics: &HttpMetrics) -> Router {
+    metrics
+        .wrap(routes(ctx))
+        .fallback(rendezvous_service::not_found)
+        .method_not_allowed_fallback(rendezvous_service::method_not_allowed)
+}
+
+/// Run the users service until `shutdown` resolves.
+pub async fn run(
+    args: Args,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let metrics = HttpMetrics::new("users");
+    let ctx = Ctx::new(args.config, &metrics).await?;
+    let housekeeping = tokio::spawn(ctx.clone().housekeeping());
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "users service listening");
+    axum::serve(
+        listener,
+        app(ctx, &metrics).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    housekeeping.abort();
+    Ok(())
+}

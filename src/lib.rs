@@ -1,0 +1,39 @@
+//! The `rendezvous` CLI: parses a subcommand and hands off to the component's library.
+//!
+//! `up` runs the whole service on one machine; the others run one component each.
+#![forbid(unsafe_code)]
+
+mod up;
+
+use clap::{Parser, Subcommand};
+
+/// Rendezvous: ephemeral chat and video rooms.
+#[derive(Parser, Debug)]
+#[command(name = "rendezvous", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the whole service on one machine (SQLite, rooms as child processes).
+    Up(up::UpArgs),
+    /// Run the users service alone.
+    Users(rendezvous_users::Args),
+}
+
+impl Cli {
+    /// Start the runtime and run the chosen command until it ends or a signal arrives.
+    pub fn run(self) -> anyhow::Result<()> {
+        rendezvous_service::init_tracing();
+        let rt = tokio::runtime::Runtime::new()?;
+        rt.block_on(async move {
+            let shutdown = rendezvous_service::shutdown_signal();
+            match self.command {
+                Command::Up(args) => up::run(args, shutdown).await,
+                Command::Users(args) => rendezvous_users::run(args, shutdown).await,
+            }
+        })
+    }
+}

@@ -1,0 +1,131 @@
+//! The users service's error type and its JSON rendering.
+//!
+//! Every failure becomes `{ "error": { "code", "message" } }` with the right status.
+//! Internal causes are logged, never sent: clients see `internal` and nothing more.
+
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use rendezvous_auth::AuthError;
+use rendezvous_service::error_response;
+
+/// Everything a users-service request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("{0}")]
+    Validation(String),
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error(transparent)]
+    Token(#[from] AuthError),
+    #[error("wrong login or password")]
+    InvalidCredentials,
+    #[error("the current password is wrong")]
+    WrongPassword,
+    #[error("the refresh token is invalid or expired")]
+    InvalidRefreshToken,
+    #[error("the refresh token was already used; every session of this login has been revoked")]
+    RefreshTokenReused,
+    #[error("{0} is already taken")]
+    Conflict(&'static str),
+    #[error("not found")]
+    NotFound,
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("expected a JSON body with Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("too many attempts; retry in {} s", .0.as_secs().max(1))]
+    RateLimited(Duration),
+    #[error("database error")]
+    Database(#[from] sqlx::Error),
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Unauthenticated
+            | Error::InvalidCredentials
+            | Error::InvalidRefreshToken
+            | Error::RefreshTokenReused => StatusCode::UNAUTHORIZED,
+            Error::Token(e) if e.is_client_error() => StatusCode::UNAUTHORIZED,
+            Error::Token(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::WrongPassword => StatusCode::FORBIDDEN,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable code clients branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest { code, .. } => code,
+            Error::Validation(_) => "validation_failed",
+            Error::Unauthenticated => "unauthenticated",
+            Error::Token(e) => e.code(),
+            Error::InvalidCredentials => "invalid_credentials",
+            Error::WrongPassword => "wrong_password",
+            Error::InvalidRefreshToken => "invalid_refresh_token",
+            Error::RefreshTokenReused => "refresh_token_reused",
+            Error::Conflict("email") => "email_taken",
+            Error::Conflict(_) => "username_taken",
+            Error::NotFound => "not_found",
+            Error::PayloadTooLarge => "payload_too_large",
+            Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::RateLimited(_) => "rate_limited",
+            Error::Database(_) | Error::Internal(_) => "internal",
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            // The cause goes to the log, not to the client.
+            tracing::error!(error = ?self, "request failed");
+        }
+        let mut res = error_response(status, self.code(), self.to_string());
+        match &self {
+            Error::RateLimited(wait) => {
+                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            Error::Unauthenticated | Error::Token(_) if status == StatusCode::UNAUTHORIZED => {
+                res.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            _ => {}
+        }
+        res
+    }
+}
+
+/// Map a unique-constraint violation on `users` to 409 naming the field.
+pub(crate) fn on_unique_violation(e: sqlx::Error) -> Error {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            let msg = db.message().to_ascii_lowercase();
+            let field = if msg.contains("email") {
+                "email"
+            } else {
+                "username"
+            };
+            return Error::Conflict(field);
+        }
+    }
+    Error::Database(e)
+}

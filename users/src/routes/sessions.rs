@@ -1,0 +1,158 @@
+//! `/api/sessions`: log in, refresh (rotating, with reuse detection), log out.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use rand::RngCore as _;
+use rendezvous_api::{AccessClaims, ErrorBody};
+use rendezvous_auth::now_unix;
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{Error, Result};
+use crate::extract::{ClientIp, Json};
+use crate::model::{LoginRequest, RefreshRequest, Session, User};
+use crate::store::UserRow;
+use crate::{password, Ctx};
+
+/// The stored form of a refresh token: SHA-256, hex. The token has 256 random bits,
+/// so a fast hash is enough (no dictionary to guess from).
+fn refresh_hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Mint an access token and a refresh token; `family` continues a login, `None`
+/// starts a new one.
+pub(crate) async fn issue_session(
+    ctx: &Ctx,
+    user: &UserRow,
+    family: Option<&str>,
+) -> Result<Session> {
+    let now = now_unix();
+    let ttl = ctx.cfg.access_token_ttl.as_secs();
+    let claims = AccessClaims {
+        sub: user.id.clone(),
+        name: user.display_name.clone(),
+        iat: now,
+        exp: now + ttl as i64,
+        iss: ctx.cfg.token_issuer.clone(),
+        aud: ctx.cfg.token_audience.clone(),
+    };
+    let access_token = ctx.keys.signer().sign(&claims)?;
+
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let refresh_token = B64.encode(secret);
+    let family = family
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let expires_at = now + ctx.cfg.refresh_token_ttl.as_secs() as i64;
+    ctx.store
+        .insert_refresh(
+            &uuid::Uuid::new_v4().to_string(),
+            &refresh_hash(&refresh_token),
+            &family,
+            &user.id,
+            now,
+            expires_at,
+        )
+        .await?;
+    Ok(Session {
+        access_token,
+        refresh_token,
+        token_type: "Bearer".into(),
+        expires_in: ttl,
+        user: User::from(user),
+    })
+}
+
+/// Log in with email or username and password.
+#[utoipa::path(post, path = "/api/sessions", tag = "sessions", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = Session),
+        (status = 401, description = "invalid_credentials", body = ErrorBody),
+        (status = 422, description = "validation_failed", body = ErrorBody),
+        (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn login(
+    State(ctx): State<Ctx>,
+    ClientIp(ip): ClientIp,
+    Json(req): Json<LoginRequest>,
+) -> Result<Json<Session>> {
+    let login = req.login.trim().to_lowercase();
+    if login.is_empty()
+        || login.len() > crate::validate::EMAIL_MAX
+        || req.password.len() > 4 * crate::validate::PASSWORD_MAX
+    {
+        return Err(Error::InvalidCredentials);
+    }
+    ctx.limiters.login(&login, ip)?;
+    let user = ctx.store.user_by_login(&login).await?;
+    let ok = password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+    match user {
+        Some(user) if ok => Ok(Json(issue_session(&ctx, &user, None).await?)),
+        _ => {
+            ctx.metrics.login_failures.inc();
+            Err(Error::InvalidCredentials)
+        }
+    }
+}
+
+/// Exchange a refresh token for a new pair. Each refresh token works once; presenting
+/// one that was already exchanged revokes every session of that login.
+#[utoipa::path(post, path = "/api/sessions/refresh", tag = "sessions", request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New tokens", body = Session),
+        (status = 401, description = "invalid_refresh_token or refresh_token_reused", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn refresh(
+    State(ctx): State<Ctx>,
+    Json(req): Json<RefreshRequest>,
+) -> Result<Json<Session>> {
+    let now = now_unix();
+    let row = ctx
+        .store
+        .refresh_by_hash(&refresh_hash(&req.refresh_token))
+        .await?
+        .ok_or(Error::InvalidRefreshToken)?;
+    if row.revoked_at.is_some() || row.expires_at <= now {
+        return Err(Error::InvalidRefreshToken);
+    }
+    if row.used_at.is_some() || !ctx.store.claim_refresh(&row.id, now).await? {
+        // Reuse of a rotated token: whoever holds it, the login is compromised.
+        tracing::warn!(family = %row.family_id, "refresh token reuse; revoking the family");
+        ctx.store.revoke_family(&row.family_id, now).await?;
+        return Err(Error::RefreshTokenReused);
+    }
+    let user = ctx
+        .store
+        .user_by_id(&row.user_id)
+        .await?
+        .ok_or(Error::InvalidRefreshToken)?;
+    Ok(Json(
+        issue_session(&ctx, &user, Some(&row.family_id)).await?,
+    ))
+}
+
+/// Log out: revoke the refresh token's whole login. Access tokens already issued
+/// expire on their own (minutes).
+#[utoipa::path(delete, path = "/api/sessions", tag = "sessions", request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "invalid_refresh_token", body = ErrorBody),
+    ))]
+#[tracing::instrument(skip_all)]
+pub async fn logout(State(ctx): State<Ctx>, Json(req): Json<RefreshRequest>) -> Result<StatusCode> {
+    let row = ctx
+        .store
+        .refresh_by_hash(&refresh_hash(&req.refresh_token))
+        .await?
+        .ok_or(Error::InvalidRefreshToken)?;
+    ctx.store.revoke_family(&row.family_id, now_unix()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
