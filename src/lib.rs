@@ -21,6 +21,8 @@ pub enum Command {
     Up(up::UpArgs),
     /// Run the users service alone.
     Users(rendezvous_users::Args),
+    /// Run the room router alone (rooms as child processes).
+    Router(rendezvous_router::Args),
 }
 
 impl Cli {
@@ -33,7 +35,20 @@ impl Cli {
             match self.command {
                 Command::Up(args) => up::run(args, shutdown).await,
                 Command::Users(args) => rendezvous_users::run(args, shutdown).await,
+                Command::Router(args) => rendezvous_router::run(args, shutdown).await,
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// clap checks names, groups and defaults of every subcommand only when asked;
+    /// flattened groups from several crates must not collide.
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
     }
 }

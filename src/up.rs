@@ -1,8 +1,15 @@
 //! `rendezvous up`: every component behind one port on one machine.
+//!
+//! Users, router and the web page share one listener; rooms run as child processes
+//! of this one. The router verifies access tokens with the users service's keys in
+//! process (no JWKS round trip). On shutdown the server drains, then every room is
+//! closed, so no child outlives us.
 
 use std::future::Future;
 use std::net::SocketAddr;
 
+use axum::response::Html;
+use axum::routing::get;
 use rendezvous_service::HttpMetrics;
 
 /// Settings of `rendezvous up`.
@@ -14,7 +21,13 @@ pub struct UpArgs {
 
     #[command(flatten)]
     pub users: rendezvous_users::Config,
+
+    #[command(flatten)]
+    pub router: rendezvous_router::Config,
 }
+
+/// The web page, embedded (the UI issue replaces this placeholder).
+const INDEX: &str = include_str!("../ui/index.html");
 
 /// Run until `shutdown` resolves.
 pub async fn run(
@@ -23,14 +36,26 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let metrics = HttpMetrics::new("up");
     let users = rendezvous_users::Ctx::new(args.users, &metrics).await?;
+    let (router, events) = rendezvous_router::Ctx::local(
+        args.router,
+        users.keys.verifier().clone(),
+        metrics.registry(),
+    )?;
     let housekeeping = tokio::spawn(users.clone().housekeeping());
+    let follower = tokio::spawn(router.clone().follow_events(events));
+    let page = get(|| async { Html(INDEX) });
     let app = metrics
-        .wrap(rendezvous_users::routes(users))
+        .wrap(
+            rendezvous_users::routes(users)
+                .merge(rendezvous_router::routes(router.clone()))
+                .route("/", page.clone())
+                .route("/join/{code}", page),
+        )
         .fallback(rendezvous_service::not_found)
         .method_not_allowed_fallback(rendezvous_service::method_not_allowed);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "rendezvous is up: http://{addr}/");
+    tracing::info!(%addr, "rendezvous is up");
     println!("rendezvous is up on http://{addr}/ (Ctrl-C to stop)");
     axum::serve(
         listener,
@@ -38,7 +63,10 @@ pub async fn run(
     )
     .with_graceful_shutdown(shutdown)
     .await?;
+    tracing::info!("closing every room");
+    router.runtime.stop_all().await;
     housekeeping.abort();
+    follower.abort();
     tracing::info!("stopped");
     Ok(())
 }

@@ -6,12 +6,14 @@
 //! readiness checks; this crate owns none of their state.
 #![forbid(unsafe_code)]
 
+mod extract;
 mod metrics;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rendezvous_api::ErrorBody;
 
+pub use extract::{bearer_token, Json};
 pub use metrics::HttpMetrics;
 
 /// How logs are written. `RENDEZVOUS_LOG_FORMAT=json` selects JSON (production);

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 /// Settings of the users service (flattened into `rendezvous users` and `rendezvous up`).
 #[derive(clap::Args, Debug, Clone)]
+#[group(id = "users")]
 pub struct Config {
     /// Database URL. `sqlite://PATH` or `postgres://...`. Default: SQLite at
     /// `DATA_DIR/users.db`, created on first start.

@@ -13,8 +13,6 @@ use rendezvous_service::error_response;
 /// Everything a users-service request can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
     #[error("{0}")]
     Validation(String),
     #[error("authentication required")]
@@ -33,10 +31,6 @@ pub enum Error {
     Conflict(&'static str),
     #[error("not found")]
     NotFound,
-    #[error("request body too large")]
-    PayloadTooLarge,
-    #[error("expected a JSON body with Content-Type: application/json")]
-    UnsupportedMediaType,
     #[error("too many attempts; retry in {} s", .0.as_secs().max(1))]
     RateLimited(Duration),
     #[error("database error")]
@@ -50,7 +44,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unauthenticated
             | Error::InvalidCredentials
@@ -61,8 +54,6 @@ impl Error {
             Error::WrongPassword => StatusCode::FORBIDDEN,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::NotFound => StatusCode::NOT_FOUND,
-            Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -71,7 +62,6 @@ impl Error {
     /// The stable code clients branch on.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::BadRequest { code, .. } => code,
             Error::Validation(_) => "validation_failed",
             Error::Unauthenticated => "unauthenticated",
             Error::Token(e) => e.code(),
@@ -82,8 +72,6 @@ impl Error {
             Error::Conflict("email") => "email_taken",
             Error::Conflict(_) => "username_taken",
             Error::NotFound => "not_found",
-            Error::PayloadTooLarge => "payload_too_large",
-            Error::UnsupportedMediaType => "unsupported_media_type",
             Error::RateLimited(_) => "rate_limited",
             Error::Database(_) | Error::Internal(_) => "internal",
         }

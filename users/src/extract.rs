@@ -1,48 +1,13 @@
-//! Request extractors whose failures are our JSON errors, not axum's plain text.
+//! Request extractors of the users service: the caller, and the client address.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
 use rendezvous_api::AccessClaims;
-use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 use crate::Ctx;
-
-/// A JSON body; malformed, mistyped, oversized or wrongly typed bodies become
-/// `invalid_json` (400), `validation_failed` (422), `payload_too_large` (413) or
-/// `unsupported_media_type` (415).
-pub struct Json<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
-    type Rejection = Error;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(rejection) => Err(map_rejection(rejection)),
-        }
-    }
-}
-
-fn map_rejection(r: JsonRejection) -> Error {
-    match r {
-        JsonRejection::MissingJsonContentType(_) => Error::UnsupportedMediaType,
-        JsonRejection::JsonDataError(e) => Error::Validation(e.body_text()),
-        JsonRejection::JsonSyntaxError(e) => Error::BadRequest {
-            code: "invalid_json",
-            message: e.body_text(),
-        },
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
-        other => Error::BadRequest {
-            code: "invalid_body",
-            message: other.body_text(),
-        },
-    }
-}
 
 /// The caller, from a valid access token in `Authorization: Bearer`.
 pub struct AuthUser(pub AccessClaims);
@@ -51,20 +16,8 @@ impl FromRequestParts<Ctx> for AuthUser {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, ctx: &Ctx) -> Result<Self, Error> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .ok_or(Error::Unauthenticated)?;
-        let claims = ctx
-            .keys
-            .verifier()
-            .verify::<AccessClaims>(token.trim())
-            .await?;
+        let token = rendezvous_service::bearer_token(parts).ok_or(Error::Unauthenticated)?;
+        let claims = ctx.keys.verifier().verify::<AccessClaims>(token).await?;
         Ok(AuthUser(claims))
     }
 }
@@ -95,11 +48,5 @@ impl FromRequestParts<Ctx> for ClientIp {
             // In-process requests (tests) have no socket; they share one bucket.
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         Ok(ClientIp(peer))
-    }
-}
-
-impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
-    fn into_response(self) -> axum::response::Response {
-        axum::Json(self.0).into_response()
     }
 }

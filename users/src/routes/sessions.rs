@@ -10,10 +10,11 @@ use rendezvous_auth::now_unix;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
-use crate::extract::{ClientIp, Json};
+use crate::extract::ClientIp;
 use crate::model::{LoginRequest, RefreshRequest, Session, User};
 use crate::store::UserRow;
 use crate::{password, Ctx};
+use rendezvous_service::Json;
 
 /// The stored form of a refresh token: SHA-256, hex. The token has 256 random bits,
 /// so a fast hash is enough (no dictionary to guess from).

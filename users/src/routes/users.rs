@@ -6,7 +6,7 @@ use rendezvous_api::ErrorBody;
 use rendezvous_auth::now_unix;
 
 use crate::error::{Error, Result};
-use crate::extract::{AuthUser, ClientIp, Json};
+use crate::extract::{AuthUser, ClientIp};
 use crate::model::{
     ChangePasswordRequest, DeleteAccountRequest, RegisterRequest, Session, UpdateProfileRequest,
     User,
@@ -14,6 +14,7 @@ use crate::model::{
 use crate::routes::sessions::issue_session;
 use crate::store::UserRow;
 use crate::{password, validate, Ctx};
+use rendezvous_service::Json;
 
 /// Create an account and log it in.
 #[utoipa::path(post, path = "/api/users", tag = "users", request_body = RegisterRequest,

@@ -1,0 +1,77 @@
+//! Configuration of the router: flags and environment, defaults documented.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Settings of the router (flattened into `rendezvous router` and `rendezvous up`).
+#[derive(clap::Args, Debug, Clone)]
+#[group(id = "router")]
+pub struct Config {
+    /// Base URL people reach this service at, for invite links (`PUBLIC_URL/join/CODE`)
+    /// and WebSocket URLs. Default: taken from each request's `Host` header over http.
+    #[arg(long, env = "RENDEZVOUS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Live rooms one user may have at once.
+    #[arg(long, env = "RENDEZVOUS_ROOMS_PER_USER", default_value_t = 10)]
+    pub rooms_per_user: usize,
+
+    /// Live rooms on this router at once, all users together.
+    #[arg(long, env = "RENDEZVOUS_MAX_ROOMS", default_value_t = 1000)]
+    pub max_rooms: usize,
+
+    /// Participant cap of a room when the creator gives none.
+    #[arg(
+        long,
+        env = "RENDEZVOUS_DEFAULT_MAX_PARTICIPANTS",
+        default_value_t = 50
+    )]
+    pub default_max_participants: u32,
+
+    /// Idle timeout of a room (nobody inside) when the creator gives none.
+    #[arg(long, env = "RENDEZVOUS_DEFAULT_IDLE_TIMEOUT", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub default_idle_timeout: Duration,
+
+    /// Maximum lifetime of a room when the creator gives none.
+    #[arg(long, env = "RENDEZVOUS_DEFAULT_MAX_DURATION", default_value = "8h", value_parser = humantime::parse_duration)]
+    pub default_max_duration: Duration,
+
+    /// Lifetime of a room token (the JWT a participant presents to the room server).
+    #[arg(long, env = "RENDEZVOUS_ROOM_TOKEN_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub room_token_ttl: Duration,
+
+    /// Invite links per room, at most.
+    #[arg(long, env = "RENDEZVOUS_INVITES_PER_ROOM", default_value_t = 20)]
+    pub invites_per_room: usize,
+
+    /// The executable started for each room (`BINARY room ...`). Default: this program.
+    #[arg(long, env = "RENDEZVOUS_ROOM_BINARY")]
+    pub room_binary: Option<PathBuf>,
+
+    /// How long a room may take to start before its creation fails.
+    #[arg(long, env = "RENDEZVOUS_ROOM_START_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub room_start_timeout: Duration,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "RENDEZVOUS_ROUTER_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    pub router_max_body_bytes: usize,
+}
+
+impl Config {
+    /// A configuration for tests.
+    pub fn test() -> Self {
+        Self {
+            public_url: None,
+            rooms_per_user: 10,
+            max_rooms: 1000,
+            default_max_participants: 50,
+            default_idle_timeout: Duration::from_secs(300),
+            default_max_duration: Duration::from_secs(8 * 3600),
+            room_token_ttl: Duration::from_secs(600),
+            invites_per_room: 20,
+            room_binary: None,
+            room_start_timeout: Duration::from_secs(10),
+            router_max_body_bytes: 16 * 1024,
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Request and response bodies of the room API (camelCase JSON).
+
+use serde::{Deserialize, Serialize};
+
+/// What a room carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomKind {
+    Chat,
+    Video,
+    Both,
+}
+
+impl RoomKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomKind::Chat => "chat",
+            RoomKind::Video => "video",
+            RoomKind::Both => "both",
+        }
+    }
+}
+
+/// Where a room is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomState {
+    Starting,
+    Ready,
+    Closing,
+    Ended,
+}
+
+/// An invite link of a room.
+#[derive(Debug, Clone)]
+pub struct Invite {
+    pub id: String,
+    /// The secret in the link: 128 random bits.
+    pub code: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub max_uses: Option<u32>,
+    pub uses: u32,
+    pub revoked: bool,
+}
+
+/// `POST /api/rooms`
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateRoomRequest {
+    pub kind: RoomKind,
+    pub title: String,
+    pub max_participants: Option<u32>,
+    /// Seconds with nobody inside before the room ends.
+    pub idle_timeout: Option<u64>,
+    /// Seconds the room may live at most.
+    pub max_duration: Option<u64>,
+}
+
+/// `POST /api/rooms/{id}/invites`
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateInviteRequest {
+    /// Seconds until the link stops working (default: never, within the room's life).
+    pub expires_in: Option<u64>,
+    /// How many people may join with it (default: unlimited).
+    pub max_uses: Option<u32>,
+}
+
+/// A room as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomView {
+    pub id: String,
+    pub kind: RoomKind,
+    pub title: String,
+    /// The creator's user id.
+    pub creator: String,
+    pub state: RoomState,
+    /// RFC 3339.
+    pub created_at: String,
+    pub max_participants: u32,
+    pub idle_timeout: u64,
+    pub max_duration: u64,
+    /// The room's first invite link.
+    pub invite_url: String,
+    /// Every invite (shown to the creator only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invites: Option<Vec<InviteView>>,
+}
+
+/// An invite as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteView {
+    pub id: String,
+    pub url: String,
+    pub expires_at: Option<String>,
+    pub max_uses: Option<u32>,
+    pub uses: u32,
+    pub revoked: bool,
+}
+
+/// `POST /api/join/{code}`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JoinResponse {
+    pub room: RoomView,
+    /// Room token: a short-lived JWT the room server admits.
+    pub token: String,
+    /// Seconds until the room token expires.
+    pub expires_in: u64,
+    /// Where to open the room's WebSocket (through this router).
+    pub ws_url: String,
+}
+
+pub fn rfc3339(unix: i64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}

@@ -1,0 +1,142 @@
+use super::*;
+
+fn mk_invite(max_uses: Option<u32>, expires_at: Option<i64>) -> Invite {
+    Invite {
+        id: random_code(),
+        code: random_code(),
+        created_at: 0,
+        expires_at,
+        max_uses,
+        uses: 0,
+        revoked: false,
+    }
+}
+
+fn mk_room(id: &str, creator: &str, invite: Invite) -> Room {
+    Room {
+        id: id.into(),
+        kind: RoomKind::Chat,
+        title: "t".into(),
+        creator: creator.into(),
+        created_at: 0,
+        state: RoomState::Ready,
+        endpoint: Some("127.0.0.1:1".into()),
+        max_participants: 10,
+        idle_timeout_secs: 60,
+        max_duration_secs: 600,
+        invites: vec![invite],
+    }
+}
+
+#[test]
+fn codes_are_128_bit_and_distinct() {
+    let a = random_code();
+    assert_eq!(B64.decode(&a).unwrap().len(), 16);
+    assert_ne!(a, random_code());
+}
+
+#[test]
+fn per_user_and_global_limits() {
+    let mut r = Registry::default();
+    r.insert(mk_room("a", "u", mk_invite(None, None)), 2, 3)
+        .unwrap();
+    r.insert(mk_room("b", "u", mk_invite(None, None)), 2, 3)
+        .unwrap();
+    assert!(matches!(
+        r.insert(mk_room("c", "u", mk_invite(None, None)), 2, 3),
+        Err(Error::RoomLimit(2))
+    ));
+    r.insert(mk_room("c", "v", mk_invite(None, None)), 2, 3)
+        .unwrap();
+    assert!(matches!(
+        r.insert(mk_room("d", "w", mk_invite(None, None)), 2, 3),
+        Err(Error::AtCapacity)
+    ));
+    assert_eq!(r.rooms_of("u").len(), 2);
+}
+
+#[test]
+fn invites_expire_run_out_get_revoked_and_die_with_the_room() {
+    let mut r = Registry::default();
+    let inv = mk_invite(Some(1), Some(100));
+    let code = inv.code.clone();
+    r.insert(mk_room("a", "owner", inv), 10, 10).unwrap();
+
+    // The creator does not use up the invite.
+    r.redeem(&code, "owner", 10).unwrap();
+    r.redeem(&code, "guest", 10).unwrap();
+    assert!(matches!(
+        r.redeem(&code, "guest2", 10),
+        Err(Error::InviteUsedUp)
+    ));
+    assert!(matches!(
+        r.check_invite(&code, "guest2", 100),
+        Err(Error::InviteExpired)
+    ));
+
+    let extra = r
+        .add_invite("a", "owner", mk_invite(None, None), 10)
+        .unwrap();
+    assert!(matches!(
+        r.add_invite("a", "guest", mk_invite(None, None), 10),
+        Err(Error::NotCreator)
+    ));
+    assert!(matches!(
+        r.revoke_invite("a", "guest", &extra.id),
+        Err(Error::NotCreator)
+    ));
+    r.revoke_invite("a", "owner", &extra.id).unwrap();
+    assert!(matches!(
+        r.check_invite(&extra.code, "guest", 10),
+        Err(Error::InviteRevoked)
+    ));
+
+    assert!(matches!(
+        r.check_invite("nope", "guest", 10),
+        Err(Error::InviteNotFound)
+    ));
+    r.set_closing("a");
+    assert!(matches!(
+        r.check_invite(&code, "owner", 10),
+        Err(Error::InviteRoomClosed)
+    ));
+    r.remove("a").unwrap();
+    assert!(matches!(
+        r.check_invite(&code, "owner", 10),
+        Err(Error::InviteRoomClosed)
+    ));
+    assert!(matches!(r.get("a"), Err(Error::RoomEnded)));
+    assert!(matches!(r.get("zzz"), Err(Error::RoomNotFound)));
+}
+
+#[test]
+fn invite_count_is_bounded_and_starting_rooms_admit_nobody() {
+    let mut r = Registry::default();
+    let inv = mk_invite(None, None);
+    let code = inv.code.clone();
+    let mut room = mk_room("a", "o", inv);
+    room.state = RoomState::Starting;
+    r.insert(room, 10, 10).unwrap();
+    assert!(matches!(
+        r.check_invite(&code, "g", 0),
+        Err(Error::RoomNotReady)
+    ));
+    r.add_invite("a", "o", mk_invite(None, None), 2).unwrap();
+    assert!(matches!(
+        r.add_invite("a", "o", mk_invite(None, None), 2),
+        Err(Error::InviteLimit(2))
+    ));
+    r.set_ready("a", "127.0.0.1:2".into());
+    r.check_invite(&code, "g", 0).unwrap();
+}
+
+#[test]
+fn tombstones_are_bounded() {
+    let mut t = Tombstones::default();
+    for i in 0..TOMBSTONES + 5 {
+        t.insert(i.to_string());
+    }
+    assert_eq!(t.order.len(), TOMBSTONES);
+    assert!(!t.contains("0"));
+    assert!(t.contains(&(TOMBSTONES + 4).to_string()));
+}
