@@ -12,11 +12,13 @@
 #![forbid(unsafe_code)]
 
 mod actor;
+pub mod client;
 mod config;
 mod conn;
 pub mod core;
 mod error;
 mod http;
+pub mod join;
 mod metrics;
 pub mod protocol;
 mod server;
