@@ -44,8 +44,17 @@ pub async fn run_join(args: JoinArgs) -> anyhow::Result<()> {
         };
         println!("{}", env.to_json());
     } else {
-        let who: Vec<&str> = welcome.participants.iter().map(|p| p.name.as_str()).collect();
-        println!("* joined room {} as {} — here: {}", welcome.room_id, welcome.you, who.join(", "));
+        let who: Vec<&str> = welcome
+            .participants
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        println!(
+            "* joined room {} as {} — here: {}",
+            welcome.room_id,
+            welcome.you,
+            who.join(", ")
+        );
         for m in &welcome.backlog {
             println!("[{}] {}: {}", m.id, name_of(&names, &m.from), m.text);
         }
@@ -120,11 +129,13 @@ pub fn parse_line(line: &str) -> Result<Option<ClientMessage>, String> {
             text: text.clone(),
         }),
         ("delete", Some(_), None) => num(&a).map(|message_id| ClientMessage::Delete { message_id }),
-        ("react" | "unreact", Some(_), Some(emoji)) => num(&a).map(|message_id| ClientMessage::React {
-            message_id,
-            emoji: emoji.clone(),
-            remove: verb == "unreact",
-        }),
+        ("react" | "unreact", Some(_), Some(emoji)) => {
+            num(&a).map(|message_id| ClientMessage::React {
+                message_id,
+                emoji: emoji.clone(),
+                remove: verb == "unreact",
+            })
+        }
         ("typing", None, None) => Some(ClientMessage::Typing { typing: true }),
         ("read", Some(_), None) => num(&a).map(|up_to| ClientMessage::Read { up_to }),
         ("kick", Some(id), reason) => Some(ClientMessage::Kick {
@@ -180,7 +191,10 @@ pub fn format_event(env: &Envelope, names: &mut HashMap<String, String>) -> Opti
             removed,
         } => {
             let verb = if *removed { "took back" } else { "reacted" };
-            format!("[{message_id}] {} {verb} {emoji}", name_of(names, participant_id))
+            format!(
+                "[{message_id}] {} {verb} {emoji}",
+                name_of(names, participant_id)
+            )
         }
         ServerEvent::Typing {
             participant_id,
@@ -211,7 +225,9 @@ mod tests {
     #[test]
     fn lines_become_messages_and_commands() {
         assert_eq!(parse_line("  "), Ok(None));
-        assert!(matches!(parse_line("hi there"), Ok(Some(ClientMessage::Send { text, .. })) if text == "hi there"));
+        assert!(
+            matches!(parse_line("hi there"), Ok(Some(ClientMessage::Send { text, .. })) if text == "hi there")
+        );
         assert_eq!(
             parse_line("/edit 4 new text"),
             Ok(Some(ClientMessage::Edit {
@@ -219,7 +235,10 @@ mod tests {
                 text: "new text".into()
             }))
         );
-        assert_eq!(parse_line("/lock"), Ok(Some(ClientMessage::Lock { locked: true })));
+        assert_eq!(
+            parse_line("/lock"),
+            Ok(Some(ClientMessage::Lock { locked: true }))
+        );
         assert!(parse_line("/edit x").is_err());
     }
 
@@ -236,6 +255,9 @@ mod tests {
                 client_id: None,
             },
         };
-        assert_eq!(format_event(&env, &mut names).unwrap(), "     7 [7] Ada: hello");
+        assert_eq!(
+            format_event(&env, &mut names).unwrap(),
+            "     7 [7] Ada: hello"
+        );
     }
 }

@@ -20,7 +20,10 @@ async fn refuses_bad_tokens_with_distinct_close_codes() {
     let room = TestRoom::start().await;
 
     let (code, reason) = refused(room.try_join(String::new()).await);
-    assert_eq!((code, reason.as_str()), (close_code::INVALID_TOKEN, "missing_token"));
+    assert_eq!(
+        (code, reason.as_str()),
+        (close_code::INVALID_TOKEN, "missing_token")
+    );
 
     let (code, _) = refused(room.try_join("not.a.jwt".into()).await);
     assert_eq!(code, close_code::INVALID_TOKEN);
@@ -40,25 +43,40 @@ async fn refuses_bad_tokens_with_distinct_close_codes() {
         })
         .unwrap();
     let (code, reason) = refused(room.try_join(forged).await);
-    assert_eq!((code, reason.as_str()), (close_code::INVALID_TOKEN, "invalid_token"));
+    assert_eq!(
+        (code, reason.as_str()),
+        (close_code::INVALID_TOKEN, "invalid_token")
+    );
 
     let expired = room.token_with("a", Grants::participant(), |c| {
         c.iat -= 600;
         c.exp = now_unix() - 60;
     });
     let (code, reason) = refused(room.try_join(expired).await);
-    assert_eq!((code, reason.as_str()), (close_code::TOKEN_EXPIRED, "token_expired"));
+    assert_eq!(
+        (code, reason.as_str()),
+        (close_code::TOKEN_EXPIRED, "token_expired")
+    );
 
     let wrong_room = room.token_with("a", Grants::participant(), |c| c.room = "r2".into());
     let (code, reason) = refused(room.try_join(wrong_room).await);
-    assert_eq!((code, reason.as_str()), (close_code::WRONG_ROOM, "wrong_room"));
+    assert_eq!(
+        (code, reason.as_str()),
+        (close_code::WRONG_ROOM, "wrong_room")
+    );
 
     let wrong_aud = room.token_with("a", Grants::participant(), |c| c.aud = "other".into());
-    assert_eq!(refused(room.try_join(wrong_aud).await).0, close_code::INVALID_TOKEN);
+    assert_eq!(
+        refused(room.try_join(wrong_aud).await).0,
+        close_code::INVALID_TOKEN
+    );
 
     let no_grants = room.token_with("a", Grants::default(), |_| {});
     let (code, reason) = refused(room.try_join(no_grants).await);
-    assert_eq!((code, reason.as_str()), (close_code::MISSING_GRANT, "missing_grant"));
+    assert_eq!(
+        (code, reason.as_str()),
+        (close_code::MISSING_GRANT, "missing_grant")
+    );
 }
 
 #[tokio::test]
@@ -66,7 +84,9 @@ async fn token_in_query_string_is_accepted() {
     let room = TestRoom::start().await;
     let mut opts = ConnectOptions::new(room.url(), room.token("a"));
     opts.token_in_query = true;
-    let client = within(RoomClient::connect_with(opts)).await.expect("admitted");
+    let client = within(RoomClient::connect_with(opts))
+        .await
+        .expect("admitted");
     assert_eq!(client.welcome().you, "a");
     assert_eq!(client.welcome().room_id, ROOM);
 }
@@ -77,10 +97,15 @@ async fn participant_cap_refuses_new_people_but_not_returning_ones() {
     let _a = room.join("a").await;
     let b = room.join("b").await;
     let (code, reason) = refused(room.try_join(room.token("c")).await);
-    assert_eq!((code, reason.as_str()), (close_code::ROOM_FULL, "room_full"));
+    assert_eq!(
+        (code, reason.as_str()),
+        (close_code::ROOM_FULL, "room_full")
+    );
     // b's connection drops; b keeps the seat and may come back.
     b.drop_connection();
-    let b2 = within(room.try_join(room.token("b"))).await.expect("b returns");
+    let b2 = within(room.try_join(room.token("b")))
+        .await
+        .expect("b returns");
     assert_eq!(b2.welcome().participants.len(), 2);
 }
 
@@ -101,7 +126,10 @@ async fn first_frame_must_be_a_supported_hello() {
     let room = TestRoom::start().await;
     for (first, want) in [
         (r#"{"type":"send","text":"hi"}"#, close_code::HELLO_REQUIRED),
-        (r#"{"type":"hello","protocolVersion":99}"#, close_code::UNSUPPORTED_VERSION),
+        (
+            r#"{"type":"hello","protocolVersion":99}"#,
+            close_code::UNSUPPORTED_VERSION,
+        ),
     ] {
         let url = format!("{}?token={}", room.url(), room.token("a"));
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();

@@ -42,7 +42,10 @@ async fn fan_out_reaches_everyone_in_the_same_order() {
         }
         orders.push(seen);
     }
-    assert!(orders.windows(2).all(|w| w[0] == w[1]), "everyone saw one order");
+    assert!(
+        orders.windows(2).all(|w| w[0] == w[1]),
+        "everyone saw one order"
+    );
 }
 
 #[tokio::test]
@@ -61,7 +64,9 @@ async fn late_joiner_gets_a_bounded_backlog_with_edits_applied() {
     .await
     .unwrap();
     expect_event(&mut a, |e| matches!(e, ServerEvent::Edited { .. })).await;
-    a.send(&ClientMessage::Delete { message_id: ids[4] }).await.unwrap();
+    a.send(&ClientMessage::Delete { message_id: ids[4] })
+        .await
+        .unwrap();
     expect_event(&mut a, |e| matches!(e, ServerEvent::Deleted { .. })).await;
     a.send(&ClientMessage::React {
         message_id: ids[2],
@@ -95,10 +100,24 @@ async fn only_the_author_may_edit_or_delete() {
     .await
     .unwrap();
     let err = expect_event(&mut b, |e| matches!(e, ServerEvent::Error { .. })).await;
-    assert!(matches!(err.event, ServerEvent::Error { code: ErrorCode::NotYours, .. }));
-    b.send(&ClientMessage::Delete { message_id: 999 }).await.unwrap();
+    assert!(matches!(
+        err.event,
+        ServerEvent::Error {
+            code: ErrorCode::NotYours,
+            ..
+        }
+    ));
+    b.send(&ClientMessage::Delete { message_id: 999 })
+        .await
+        .unwrap();
     let err = expect_event(&mut b, |e| matches!(e, ServerEvent::Error { .. })).await;
-    assert!(matches!(err.event, ServerEvent::Error { code: ErrorCode::NotFound, .. }));
+    assert!(matches!(
+        err.event,
+        ServerEvent::Error {
+            code: ErrorCode::NotFound,
+            ..
+        }
+    ));
 
     a.send(&ClientMessage::Edit {
         message_id: id,
@@ -122,7 +141,9 @@ async fn only_the_author_may_edit_or_delete() {
     .await
     .unwrap();
     let env = expect_event(&mut a, |e| matches!(e, ServerEvent::Reacted { .. })).await;
-    assert!(matches!(env.event, ServerEvent::Reacted { ref participant_id, removed: false, .. } if participant_id == "b"));
+    assert!(
+        matches!(env.event, ServerEvent::Reacted { ref participant_id, removed: false, .. } if participant_id == "b")
+    );
 }
 
 #[tokio::test]

@@ -156,6 +156,10 @@ pub async fn expect_close(client: &mut RoomClient) -> (u16, String) {
 
 /// The `seq` of a chat message event with this text.
 pub async fn expect_message(client: &mut RoomClient, text: &str) -> u64 {
-    let env = expect_event(client, |e| matches!(e, ServerEvent::Message { text: t, .. } if t == text)).await;
+    let env = expect_event(
+        client,
+        |e| matches!(e, ServerEvent::Message { text: t, .. } if t == text),
+    )
+    .await;
     env.seq
 }

@@ -4,16 +4,24 @@
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
-use rendezvous_room::protocol::ServerEvent;
 
 use crate::common::*;
 
 /// Frames that look like protocol messages with random fields, plus raw garbage.
 pub fn frame_strategy() -> impl Strategy<Value = String> {
     let kinds = prop_oneof![
-        Just("hello"), Just("send"), Just("edit"), Just("delete"), Just("react"),
-        Just("typing"), Just("read"), Just("kick"), Just("mute"), Just("lock"),
-        Just("offer"), Just("x"),
+        Just("hello"),
+        Just("send"),
+        Just("edit"),
+        Just("delete"),
+        Just("react"),
+        Just("typing"),
+        Just("read"),
+        Just("kick"),
+        Just("mute"),
+        Just("lock"),
+        Just("offer"),
+        Just("x"),
     ];
     let value = prop_oneof![
         any::<i64>().prop_map(|n| n.to_string()),
@@ -24,18 +32,32 @@ pub fn frame_strategy() -> impl Strategy<Value = String> {
         Just("{}".to_owned()),
     ];
     let field = prop_oneof![
-        Just("text"), Just("messageId"), Just("emoji"), Just("typing"), Just("upTo"),
-        Just("participantId"), Just("muted"), Just("locked"), Just("clientId"), Just("zz"),
+        Just("text"),
+        Just("messageId"),
+        Just("emoji"),
+        Just("typing"),
+        Just("upTo"),
+        Just("participantId"),
+        Just("muted"),
+        Just("locked"),
+        Just("clientId"),
+        Just("zz"),
     ];
-    let object = (kinds, proptest::collection::vec((field, value), 0..4)).prop_map(|(k, fields)| {
-        let mut s = format!(r#"{{"type":"{k}""#);
-        for (f, v) in fields {
-            s.push_str(&format!(r#","{f}":{v}"#));
-        }
-        s.push('}');
-        s
-    });
-    prop_oneof![object, ".{0,64}", proptest::collection::vec(any::<u8>(), 0..64).prop_map(|b| String::from_utf8_lossy(&b).into_owned())]
+    let object =
+        (kinds, proptest::collection::vec((field, value), 0..4)).prop_map(|(k, fields)| {
+            let mut s = format!(r#"{{"type":"{k}""#);
+            for (f, v) in fields {
+                s.push_str(&format!(r#","{f}":{v}"#));
+            }
+            s.push('}');
+            s
+        });
+    prop_oneof![
+        object,
+        ".{0,64}",
+        proptest::collection::vec(any::<u8>(), 0..64)
+            .prop_map(|b| String::from_utf8_lossy(&b).into_owned())
+    ]
 }
 
 #[tokio::test]
@@ -54,6 +76,5 @@ async fn arbitrary_frames_never_break_the_room() {
     expect_message(&mut watcher, "sentinel").await;
     let late = room.join("late").await;
     assert!(late.welcome().participants.iter().any(|p| p.id == "fuzzer"));
-    assert!(!matches!(late.welcome().locked, true));
-    let _ = ServerEvent::Deleted { message_id: 0 };
+    assert!(!late.welcome().locked);
 }

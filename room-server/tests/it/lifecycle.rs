@@ -12,9 +12,20 @@ async fn health_ready_and_metrics_answer() {
     let mut a = room.join("a").await;
     a.say("hi").await.unwrap();
     expect_message(&mut a, "hi").await;
-    assert_eq!(reqwest::get(room.http("/healthz")).await.unwrap().status(), 200);
-    assert_eq!(reqwest::get(room.http("/readyz")).await.unwrap().status(), 200);
-    let text = reqwest::get(room.http("/metrics")).await.unwrap().text().await.unwrap();
+    assert_eq!(
+        reqwest::get(room.http("/healthz")).await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        reqwest::get(room.http("/readyz")).await.unwrap().status(),
+        200
+    );
+    let text = reqwest::get(room.http("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for name in [
         "rendezvous_room_participants 1",
         "rendezvous_room_messages_in_total",
@@ -42,7 +53,12 @@ async fn the_room_ends_at_its_maximum_lifetime() {
     let mut room = TestRoom::start_with(|a| a.max_duration = Duration::from_millis(500)).await;
     let mut a = room.join("a").await;
     let env = expect_event(&mut a, |e| matches!(e, ServerEvent::RoomClosed { .. })).await;
-    assert!(matches!(env.event, ServerEvent::RoomClosed { reason: CloseReason::Lifetime }));
+    assert!(matches!(
+        env.event,
+        ServerEvent::RoomClosed {
+            reason: CloseReason::Lifetime
+        }
+    ));
     assert_eq!(expect_close(&mut a).await.0, close_code::NORMAL);
     assert_eq!(room.ended().await, CloseReason::Lifetime);
 }
@@ -55,7 +71,12 @@ async fn shutdown_says_goodbye_and_returns() {
     room.shutdown();
     for c in [&mut a, &mut b] {
         let env = expect_event(c, |e| matches!(e, ServerEvent::RoomClosed { .. })).await;
-        assert!(matches!(env.event, ServerEvent::RoomClosed { reason: CloseReason::Shutdown }));
+        assert!(matches!(
+            env.event,
+            ServerEvent::RoomClosed {
+                reason: CloseReason::Shutdown
+            }
+        ));
         let (code, reason) = expect_close(c).await;
         assert_eq!((code, reason.as_str()), (close_code::NORMAL, "room_closed"));
     }
@@ -72,14 +93,36 @@ async fn post_close_needs_a_moderator_token_for_this_room() {
     assert_eq!(res.status(), 401);
     let body: rendezvous_api::ErrorBody = res.json().await.unwrap();
     assert_eq!(body.error.code, "missing_token");
-    let res = http.post(&url).bearer_auth(room.token("a")).send().await.unwrap();
+    let res = http
+        .post(&url)
+        .bearer_auth(room.token("a"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 403);
-    let other_room = room.token_with("m", rendezvous_api::Grants::creator(), |c| c.room = "r2".into());
-    let res = http.post(&url).bearer_auth(other_room).send().await.unwrap();
+    let other_room = room.token_with("m", rendezvous_api::Grants::creator(), |c| {
+        c.room = "r2".into()
+    });
+    let res = http
+        .post(&url)
+        .bearer_auth(other_room)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 403);
-    let res = http.post(&url).bearer_auth(room.mod_token("m")).send().await.unwrap();
+    let res = http
+        .post(&url)
+        .bearer_auth(room.mod_token("m"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 202);
     let env = expect_event(&mut a, |e| matches!(e, ServerEvent::RoomClosed { .. })).await;
-    assert!(matches!(env.event, ServerEvent::RoomClosed { reason: CloseReason::Closed }));
+    assert!(matches!(
+        env.event,
+        ServerEvent::RoomClosed {
+            reason: CloseReason::Closed
+        }
+    ));
     assert_eq!(room.ended().await, CloseReason::Closed);
 }

@@ -1,6 +1,8 @@
 //! Moderation: kick, mute, lock, end; and who may do it.
 
-use rendezvous_room::protocol::{close_code, ClientMessage, CloseReason, ErrorCode, LeaveReason, ServerEvent};
+use rendezvous_room::protocol::{
+    close_code, ClientMessage, CloseReason, ErrorCode, LeaveReason, ServerEvent,
+};
 
 use crate::common::*;
 
@@ -19,7 +21,9 @@ async fn kick_closes_the_target_and_bans_them() {
     let (code, reason) = expect_close(&mut b).await;
     assert_eq!((code, reason.as_str()), (close_code::KICKED, "kicked"));
     let env = expect_event(&mut a, |e| matches!(e, ServerEvent::Left { .. })).await;
-    assert!(matches!(env.event, ServerEvent::Left { ref participant_id, reason: LeaveReason::Kicked } if participant_id == "b"));
+    assert!(
+        matches!(env.event, ServerEvent::Left { ref participant_id, reason: LeaveReason::Kicked } if participant_id == "b")
+    );
     match room.try_join(room.token("b")).await {
         Err(rendezvous_room::client::ClientError::Refused { code, .. }) => {
             assert_eq!(code, close_code::BANNED)
@@ -47,7 +51,13 @@ async fn moderation_needs_the_moderate_grant() {
     ] {
         a.send(&msg).await.unwrap();
         let env = expect_event(&mut a, |e| matches!(e, ServerEvent::Error { .. })).await;
-        assert!(matches!(env.event, ServerEvent::Error { code: ErrorCode::Forbidden, .. }));
+        assert!(matches!(
+            env.event,
+            ServerEvent::Error {
+                code: ErrorCode::Forbidden,
+                ..
+            }
+        ));
     }
 }
 
@@ -66,14 +76,23 @@ async fn mute_stops_chat_until_unmuted() {
     assert!(matches!(env.event, ServerEvent::Muted { muted: true, ref by, .. } if by == "mod"));
     a.say("can you hear me").await.unwrap();
     let env = expect_event(&mut a, |e| matches!(e, ServerEvent::Error { .. })).await;
-    assert!(matches!(env.event, ServerEvent::Error { code: ErrorCode::Muted, .. }));
+    assert!(matches!(
+        env.event,
+        ServerEvent::Error {
+            code: ErrorCode::Muted,
+            ..
+        }
+    ));
     m.send(&ClientMessage::Mute {
         participant_id: "a".into(),
         muted: false,
     })
     .await
     .unwrap();
-    expect_event(&mut a, |e| matches!(e, ServerEvent::Muted { muted: false, .. })).await;
+    expect_event(&mut a, |e| {
+        matches!(e, ServerEvent::Muted { muted: false, .. })
+    })
+    .await;
     a.say("back").await.unwrap();
     expect_message(&mut a, "back").await;
 }
@@ -83,15 +102,23 @@ async fn lock_refuses_new_joins() {
     let room = TestRoom::start().await;
     let mut m = room.join_mod("mod").await;
     m.send(&ClientMessage::Lock { locked: true }).await.unwrap();
-    expect_event(&mut m, |e| matches!(e, ServerEvent::Locked { locked: true, .. })).await;
+    expect_event(&mut m, |e| {
+        matches!(e, ServerEvent::Locked { locked: true, .. })
+    })
+    .await;
     match room.try_join(room.token("a")).await {
         Err(rendezvous_room::client::ClientError::Refused { code, .. }) => {
             assert_eq!(code, close_code::ROOM_LOCKED)
         }
         other => panic!("{other:?}"),
     }
-    m.send(&ClientMessage::Lock { locked: false }).await.unwrap();
-    expect_event(&mut m, |e| matches!(e, ServerEvent::Locked { locked: false, .. })).await;
+    m.send(&ClientMessage::Lock { locked: false })
+        .await
+        .unwrap();
+    expect_event(&mut m, |e| {
+        matches!(e, ServerEvent::Locked { locked: false, .. })
+    })
+    .await;
     let a = room.join("a").await;
     assert!(!a.welcome().locked);
 }
@@ -103,7 +130,12 @@ async fn end_room_closes_everyone_and_the_server_returns() {
     let mut a = room.join("a").await;
     m.send(&ClientMessage::EndRoom {}).await.unwrap();
     let env = expect_event(&mut a, |e| matches!(e, ServerEvent::RoomClosed { .. })).await;
-    assert!(matches!(env.event, ServerEvent::RoomClosed { reason: CloseReason::Ended }));
+    assert!(matches!(
+        env.event,
+        ServerEvent::RoomClosed {
+            reason: CloseReason::Ended
+        }
+    ));
     let (code, _) = expect_close(&mut a).await;
     assert_eq!(code, close_code::NORMAL);
     assert_eq!(room.ended().await, CloseReason::Ended);

@@ -12,13 +12,26 @@ async fn join_and_leave_are_announced_with_the_participant_list() {
     let room = TestRoom::start().await;
     let mut a = room.join("a").await;
     let b = room.join("b").await;
-    let ids: Vec<&str> = b.welcome().participants.iter().map(|p| p.id.as_str()).collect();
+    let ids: Vec<&str> = b
+        .welcome()
+        .participants
+        .iter()
+        .map(|p| p.id.as_str())
+        .collect();
     assert_eq!(ids, ["a", "b"]);
-    let env = expect_event(&mut a, |e| matches!(e, ServerEvent::Joined { .. })).await;
-    assert!(matches!(env.event, ServerEvent::Joined { ref participant } if participant.id == "b" && participant.name == "B"));
+    let env = expect_event(
+        &mut a,
+        |e| matches!(e, ServerEvent::Joined { participant } if participant.id == "b"),
+    )
+    .await;
+    assert!(
+        matches!(env.event, ServerEvent::Joined { ref participant } if participant.name == "B" && !participant.moderator)
+    );
     b.close().await;
     let env = expect_event(&mut a, |e| matches!(e, ServerEvent::Left { .. })).await;
-    assert!(matches!(env.event, ServerEvent::Left { ref participant_id, reason: LeaveReason::Left } if participant_id == "b"));
+    assert!(
+        matches!(env.event, ServerEvent::Left { ref participant_id, reason: LeaveReason::Left } if participant_id == "b")
+    );
 }
 
 #[tokio::test]
@@ -30,7 +43,11 @@ async fn reconnect_within_grace_resumes_from_a_sequence_number() {
     expect_message(&mut b, "before").await;
     let last = b.last_seq();
     b.drop_connection();
-    expect_event(&mut a, |e| matches!(e, ServerEvent::Disconnected { participant_id } if participant_id == "b")).await;
+    expect_event(
+        &mut a,
+        |e| matches!(e, ServerEvent::Disconnected { participant_id } if participant_id == "b"),
+    )
+    .await;
     a.say("while away 1").await.unwrap();
     a.say("while away 2").await.unwrap();
     expect_message(&mut a, "while away 2").await;
@@ -40,7 +57,10 @@ async fn reconnect_within_grace_resumes_from_a_sequence_number() {
     let b = within(RoomClient::connect_with(opts)).await.unwrap();
     let w = b.welcome();
     assert!(w.resumed);
-    assert!(w.backlog.is_empty(), "a resumed client gets events, not the backlog");
+    assert!(
+        w.backlog.is_empty(),
+        "a resumed client gets events, not the backlog"
+    );
     let texts: Vec<&str> = w
         .missed
         .iter()
@@ -51,7 +71,11 @@ async fn reconnect_within_grace_resumes_from_a_sequence_number() {
         .collect();
     assert_eq!(texts, ["while away 1", "while away 2"]);
     assert!(w.missed.iter().all(|e| e.seq > last));
-    expect_event(&mut a, |e| matches!(e, ServerEvent::Reconnected { participant_id } if participant_id == "b")).await;
+    expect_event(
+        &mut a,
+        |e| matches!(e, ServerEvent::Reconnected { participant_id } if participant_id == "b"),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -79,7 +103,13 @@ async fn no_return_within_grace_means_left() {
     b.drop_connection();
     expect_event(&mut a, |e| matches!(e, ServerEvent::Disconnected { .. })).await;
     let env = expect_event(&mut a, |e| matches!(e, ServerEvent::Left { .. })).await;
-    assert!(matches!(env.event, ServerEvent::Left { reason: LeaveReason::Timeout, .. }));
+    assert!(matches!(
+        env.event,
+        ServerEvent::Left {
+            reason: LeaveReason::Timeout,
+            ..
+        }
+    ));
     // b is a new participant now.
     let _b = room.join("b").await;
     expect_event(&mut a, |e| matches!(e, ServerEvent::Joined { .. })).await;
@@ -91,20 +121,35 @@ async fn typing_shows_once_and_expires_by_itself() {
     let a = room.join("a").await;
     let mut b = room.join("b").await;
     for _ in 0..3 {
-        a.send(&ClientMessage::Typing { typing: true }).await.unwrap();
+        a.send(&ClientMessage::Typing { typing: true })
+            .await
+            .unwrap();
     }
     let start = std::time::Instant::now();
-    expect_event(&mut b, |e| matches!(e, ServerEvent::Typing { typing: true, .. })).await;
+    expect_event(&mut b, |e| {
+        matches!(e, ServerEvent::Typing { typing: true, .. })
+    })
+    .await;
     // The next typing event is the expiry, not a repeat of `true`.
     let env = expect_event(&mut b, |e| matches!(e, ServerEvent::Typing { .. })).await;
-    assert!(matches!(env.event, ServerEvent::Typing { ref participant_id, typing: false } if participant_id == "a"));
+    assert!(
+        matches!(env.event, ServerEvent::Typing { ref participant_id, typing: false } if participant_id == "a")
+    );
     assert!(start.elapsed() >= Duration::from_millis(150));
 
     // Sending a message stops typing at once.
-    a.send(&ClientMessage::Typing { typing: true }).await.unwrap();
-    expect_event(&mut b, |e| matches!(e, ServerEvent::Typing { typing: true, .. })).await;
+    a.send(&ClientMessage::Typing { typing: true })
+        .await
+        .unwrap();
+    expect_event(&mut b, |e| {
+        matches!(e, ServerEvent::Typing { typing: true, .. })
+    })
+    .await;
     a.say("done").await.unwrap();
-    expect_event(&mut b, |e| matches!(e, ServerEvent::Typing { typing: false, .. })).await;
+    expect_event(&mut b, |e| {
+        matches!(e, ServerEvent::Typing { typing: false, .. })
+    })
+    .await;
     expect_message(&mut b, "done").await;
 }
 
@@ -129,5 +174,8 @@ async fn read_receipts_are_shared_and_only_move_forward() {
     let c = room.join("c").await;
     let receipts = &c.welcome().receipts;
     assert_eq!(receipts.len(), 1);
-    assert_eq!((receipts[0].participant_id.as_str(), receipts[0].up_to), ("b", one));
+    assert_eq!(
+        (receipts[0].participant_id.as_str(), receipts[0].up_to),
+        ("b", one)
+    );
 }
