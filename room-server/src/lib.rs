@@ -21,6 +21,7 @@ mod http;
 pub mod join;
 mod metrics;
 pub mod protocol;
+pub mod protocol_doc;
 mod server;
 
 pub use config::{parse_duration, Args};

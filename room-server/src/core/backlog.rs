@@ -94,6 +94,10 @@ impl Backlog {
         self.messages.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
     pub fn bytes(&self) -> usize {
         self.bytes
     }

@@ -239,3 +239,41 @@ fn resume_replays_only_what_was_missed() {
         ]
     ));
 }
+
+mod prop {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::protocol::parse_client_message;
+
+    proptest! {
+        /// Any frame from any participant, parsed or not, leaves the room serving:
+        /// no panic, and a valid message afterwards is still delivered.
+        #[test]
+        fn arbitrary_frames_never_break_the_core(frames in proptest::collection::vec(
+            prop_oneof![
+                ".{0,40}",
+                r#"\{"type":"(send|edit|delete|react|typing|read|kick|mute|lock|hello|leave)"(,"[a-zA-Z]{1,12}":("[^"]{0,8}"|[0-9]{1,20}|true|null))*\}"#,
+            ],
+            1..40,
+        )) {
+            let mut h = Harness::new();
+            h.join(1, "fuzzer", Grants::participant());
+            h.join(2, "watcher", Grants::participant());
+            for frame in frames {
+                let input = match parse_client_message(&frame) {
+                    Ok(ClientMessage::Leave {}) => continue,
+                    Ok(msg) => Input::Message { conn: ConnId(1), msg },
+                    Err(e) => Input::Rejected { conn: ConnId(1), code: e.code, message: e.message },
+                };
+                h.input(input);
+                h.now += Duration::from_millis(5);
+            }
+            h.now += Duration::from_secs(20);
+            let out = h.msg(2, send("still here"));
+            let delivered = events(&out).iter().any(|e| matches!(e, ServerEvent::Message { .. }));
+            prop_assert!(delivered, "the watcher's message was not delivered");
+            prop_assert!(h.room.ended().is_none());
+        }
+    }
+}
