@@ -10,6 +10,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::actor::{ActorInput, CloseCmd, ConnHandle, Outgoing};
 use crate::core::{ConnId, Identity, Input};
@@ -54,35 +55,49 @@ fn close_message(code: u16, reason: &'static str) -> Message {
 /// Serve one admitted socket until it closes.
 pub(crate) async fn serve(socket: WebSocket, state: AppState, identity: Identity) {
     let (sink, mut stream) = socket.split();
-    let hello = tokio::time::timeout(state.hello_timeout(), stream.next()).await;
-    let resume_from = match hello {
+    let resume_from = match await_hello(&mut stream, state.hello_timeout()).await {
+        Ok(resume_from) => resume_from,
+        Err(Some((code, reason))) => return refuse(reunite(sink, stream), code, reason).await,
+        Err(None) => return,
+    };
+    let conn = state.next_conn();
+    let span = tracing::info_span!("conn", conn = conn.0, participant = %identity.id);
+    run_joined(sink, stream, state, conn, identity, resume_from)
+        .instrument(span)
+        .await;
+}
+
+/// Wait for a valid `hello`; `Err(None)` when the client went away first.
+async fn await_hello(
+    stream: &mut SplitStream<WebSocket>,
+    timeout: Duration,
+) -> Result<Option<u64>, Option<(u16, &'static str)>> {
+    let hello_required = Some((close_code::HELLO_REQUIRED, "hello_required"));
+    match tokio::time::timeout(timeout, stream.next()).await {
         Ok(Some(Ok(Message::Text(text)))) => match parse_client_message(&text) {
             Ok(ClientMessage::Hello {
                 protocol_version,
                 resume_from,
-            }) if protocol_version == PROTOCOL_VERSION => resume_from,
-            Ok(ClientMessage::Hello { .. }) => {
-                let reason = "unsupported_version";
-                return refuse(
-                    reunite(sink, stream),
-                    close_code::UNSUPPORTED_VERSION,
-                    reason,
-                )
-                .await;
-            }
-            _ => {
-                let reason = "hello_required";
-                return refuse(reunite(sink, stream), close_code::HELLO_REQUIRED, reason).await;
-            }
+            }) if protocol_version == PROTOCOL_VERSION => Ok(resume_from),
+            Ok(ClientMessage::Hello { .. }) => Err(Some((
+                close_code::UNSUPPORTED_VERSION,
+                "unsupported_version",
+            ))),
+            _ => Err(hello_required),
         },
-        Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => return,
-        _ => {
-            let reason = "hello_required";
-            return refuse(reunite(sink, stream), close_code::HELLO_REQUIRED, reason).await;
-        }
-    };
+        Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => Err(None),
+        _ => Err(hello_required),
+    }
+}
 
-    let conn = state.next_conn();
+async fn run_joined(
+    sink: SplitSink<WebSocket, Message>,
+    mut stream: SplitStream<WebSocket>,
+    state: AppState,
+    conn: ConnId,
+    identity: Identity,
+    resume_from: Option<u64>,
+) {
     let (out_tx, out_rx) = mpsc::channel(state.outbox_frames());
     // Capacity 1: a connection is closed once.
     let (close_tx, close_rx) = mpsc::channel(1);
@@ -104,18 +119,17 @@ pub(crate) async fn serve(socket: WebSocket, state: AppState, identity: Identity
     let reader = read_loop(&mut stream, conn, &state);
     tokio::pin!(writer, reader);
     let end = tokio::select! {
-        end = &mut reader => Some(end),
+        end = &mut reader => end,
         () = &mut writer => {
             // We closed; give the client a moment to answer the close frame.
             let _ = tokio::time::timeout(CLOSE_LINGER, &mut reader).await;
-            None
+            return;
         }
     };
     let clean = match end {
-        None => return,
-        Some(ReadEnd::Clean) => true,
-        Some(ReadEnd::Dropped) => false,
-        Some(ReadEnd::TooBig) => {
+        ReadEnd::Clean => true,
+        ReadEnd::Dropped => false,
+        ReadEnd::TooBig => {
             let cmd = CloseCmd {
                 code: close_code::TOO_BIG,
                 reason: "frame_too_large",
@@ -126,6 +140,7 @@ pub(crate) async fn serve(socket: WebSocket, state: AppState, identity: Identity
             false
         }
     };
+    tracing::debug!(clean, "connection ended");
     let input = ActorInput::Core(Input::Disconnected { conn, clean });
     let _ = state.actor().send((input, Instant::now())).await;
 }

@@ -147,3 +147,36 @@ async fn first_frame_must_be_a_supported_hello() {
         assert_eq!(code, want);
     }
 }
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_hello_timeout() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let room =
+        TestRoom::start_with(|a| a.hello_timeout = std::time::Duration::from_millis(100)).await;
+    let url = format!("{}?token={}", room.url(), room.token("a"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let frame = within(ws.next()).await;
+    match frame {
+        Some(Ok(Message::Close(Some(f)))) => {
+            assert_eq!(u16::from(f.code), close_code::HELLO_REQUIRED)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn connecting_again_replaces_the_old_connection() {
+    let room = TestRoom::start().await;
+    let mut first = room.join("a").await;
+    let mut other = room.join("b").await;
+    let second = room.join("a").await;
+    let (code, reason) = expect_close(&mut first).await;
+    assert_eq!((code, reason.as_str()), (close_code::REPLACED, "replaced"));
+    assert_eq!(second.welcome().participants.len(), 2);
+    expect_event(&mut other, |e| {
+        matches!(e, rendezvous_room::protocol::ServerEvent::Reconnected { participant_id } if participant_id == "a")
+    })
+    .await;
+}

@@ -12,6 +12,8 @@ async fn health_ready_and_metrics_answer() {
     let mut a = room.join("a").await;
     a.say("hi").await.unwrap();
     expect_message(&mut a, "hi").await;
+    a.send_raw("garbage").await.unwrap();
+    expect_event(&mut a, |e| matches!(e, ServerEvent::Error { .. })).await;
     assert_eq!(
         reqwest::get(room.http("/healthz")).await.unwrap().status(),
         200
@@ -33,6 +35,7 @@ async fn health_ready_and_metrics_answer() {
         "rendezvous_room_bytes_in_total",
         "rendezvous_room_bytes_out_total",
         "rendezvous_room_fanout_latency_seconds_bucket",
+        "rendezvous_room_rejected_frames_total{code=\"malformed\"} 1",
     ] {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }

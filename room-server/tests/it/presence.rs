@@ -179,3 +179,21 @@ async fn read_receipts_are_shared_and_only_move_forward() {
         ("b", one)
     );
 }
+
+#[tokio::test]
+async fn a_leave_frame_leaves_at_once() {
+    let room = TestRoom::start().await;
+    let mut a = room.join("a").await;
+    let mut b = room.join("b").await;
+    b.send(&ClientMessage::Leave {}).await.unwrap();
+    let (code, _) = expect_close(&mut b).await;
+    assert_eq!(code, rendezvous_room::protocol::close_code::NORMAL);
+    let env = expect_event(&mut a, |e| matches!(e, ServerEvent::Left { .. })).await;
+    assert!(matches!(
+        env.event,
+        ServerEvent::Left {
+            reason: LeaveReason::Left,
+            ..
+        }
+    ));
+}
