@@ -21,10 +21,24 @@ impl Room {
         let Some(id) = self.conns.get(&conn).cloned() else {
             return;
         };
-        let member = self
-            .members
-            .get_mut(&id)
-            .expect("connected ids are members");
+        if let Err((code, text)) = self.gate(now, &id, &msg) {
+            let client_id = match &msg {
+                ClientMessage::Send { client_id, .. } => client_id.clone(),
+                _ => None,
+            };
+            return self.error(now, conn, code, text, client_id);
+        }
+        self.dispatch(now, conn, id, msg);
+    }
+
+    /// Rate limit, grants and mute, in that order (a flood is refused cheaply).
+    fn gate(
+        &mut self,
+        now: Instant,
+        id: &str,
+        msg: &ClientMessage,
+    ) -> Result<(), (ErrorCode, String)> {
+        let member = self.members.get_mut(id).expect("connected ids are members");
         let chat_like = matches!(
             msg,
             ClientMessage::Send { .. }
@@ -32,21 +46,15 @@ impl Room {
                 | ClientMessage::Delete { .. }
                 | ClientMessage::React { .. }
         );
-        let allowed = if chat_like {
-            member.chat_bucket.try_take(now)
+        let bucket = if chat_like {
+            &mut member.chat_bucket
         } else {
-            member.other_bucket.try_take(now)
+            &mut member.other_bucket
         };
-        if !allowed {
-            let client_id = match &msg {
-                ClientMessage::Send { client_id, .. } => client_id.clone(),
-                _ => None,
-            };
+        if !bucket.try_take(now) {
             let text = format!("rate limit exceeded; `{}` was dropped", msg.kind());
-            return self.error(now, conn, ErrorCode::RateLimited, text, client_id);
+            return Err((ErrorCode::RateLimited, text));
         }
-        let grants = member.grants;
-        let muted = member.muted;
         let needs_chat = chat_like || matches!(msg, ClientMessage::Typing { .. });
         let needs_moderate = matches!(
             msg,
@@ -55,20 +63,24 @@ impl Room {
                 | ClientMessage::Lock { .. }
                 | ClientMessage::EndRoom {}
         );
-        if (needs_chat && !grants.chat) || (needs_moderate && !grants.moderate) {
+        if (needs_chat && !member.grants.chat) || (needs_moderate && !member.grants.moderate) {
             let text = format!("your token does not allow `{}`", msg.kind());
-            return self.error(now, conn, ErrorCode::Forbidden, text, None);
+            return Err((ErrorCode::Forbidden, text));
         }
-        let mutes = matches!(
+        let silenced = matches!(
             msg,
             ClientMessage::Send { .. }
                 | ClientMessage::Edit { .. }
                 | ClientMessage::React { .. }
                 | ClientMessage::Typing { typing: true }
         );
-        if muted && mutes {
-            return self.error(now, conn, ErrorCode::Muted, "a moderator muted you", None);
+        if member.muted && silenced {
+            return Err((ErrorCode::Muted, "a moderator muted you".into()));
         }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, now: Instant, conn: ConnId, id: String, msg: ClientMessage) {
         match msg {
             ClientMessage::Hello { .. } => self.error(
                 now,

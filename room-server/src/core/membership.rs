@@ -19,42 +19,11 @@ impl Room {
     ) {
         let known = self.members.contains_key(&who.id);
         if !known {
-            let refusal = if self.banned.contains(&who.id) {
-                Some((close_code::BANNED, "banned"))
-            } else if self.locked {
-                Some((close_code::ROOM_LOCKED, "room_locked"))
-            } else if self.members.len() >= self.cfg.max_participants {
-                Some((close_code::ROOM_FULL, "room_full"))
-            } else {
-                None
-            };
-            if let Some((code, reason)) = refusal {
+            if let Err((code, reason)) = self.admit_new(now, &who) {
                 return self.close(conn, code, reason);
             }
-            self.joins += 1;
-            let member = Member {
-                name: who.name.clone(),
-                grants: who.grants,
-                order: self.joins,
-                muted: false,
-                conn: None,
-                grace_until: None,
-                typing_until: None,
-                read_up_to: 0,
-                chat_bucket: TokenBucket::new(
-                    self.cfg.rate_limit_messages,
-                    self.cfg.rate_limit_window,
-                    now,
-                ),
-                other_bucket: TokenBucket::new(
-                    self.cfg.rate_limit_messages.saturating_mul(5),
-                    self.cfg.rate_limit_window,
-                    now,
-                ),
-            };
-            self.members.insert(who.id.clone(), member);
         }
-        let member = self.members.get_mut(&who.id).expect("inserted above");
+        let member = self.members.get_mut(&who.id).expect("admitted above");
         if let Some(old) = member.conn.take() {
             self.conns.remove(&old);
             self.out.push_back(Output::Close {
@@ -70,26 +39,9 @@ impl Room {
         self.conns.insert(conn, who.id.clone());
         self.idle_since = None;
 
-        let missed = match resume_from {
-            Some(seq) if known && seq <= self.seq => self.replay.since(seq),
-            _ => None,
-        };
-        let welcome = Welcome {
-            protocol_version: PROTOCOL_VERSION,
-            room_id: self.cfg.room_id.clone(),
-            you: who.id.clone(),
-            participants: self.participants(),
-            backlog: if missed.is_some() {
-                Vec::new()
-            } else {
-                self.backlog.snapshot()
-            },
-            receipts: self.receipts(),
-            locked: self.locked,
-            resumed: missed.is_some(),
-            missed: missed.unwrap_or_default(),
-            limits: self.limits(),
-        };
+        // Only a returning member can resume; a stranger gets the full state.
+        let resume_from = resume_from.filter(|_| known);
+        let welcome = self.welcome(&who.id, resume_from);
         self.send(now, conn, ServerEvent::Welcome(Box::new(welcome)));
         let event = if known {
             ServerEvent::Reconnected {
@@ -101,6 +53,57 @@ impl Room {
             }
         };
         self.broadcast(now, event);
+    }
+
+    /// Admit someone new (ban, lock and cap permitting) as a member without a connection.
+    fn admit_new(&mut self, now: Instant, who: &Identity) -> Result<(), (u16, &'static str)> {
+        if self.banned.contains(&who.id) {
+            return Err((close_code::BANNED, "banned"));
+        } else if self.locked {
+            return Err((close_code::ROOM_LOCKED, "room_locked"));
+        } else if self.members.len() >= self.cfg.max_participants {
+            return Err((close_code::ROOM_FULL, "room_full"));
+        }
+        self.joins += 1;
+        let (limit, window) = (self.cfg.rate_limit_messages, self.cfg.rate_limit_window);
+        let member = Member {
+            name: who.name.clone(),
+            grants: who.grants,
+            order: self.joins,
+            muted: false,
+            conn: None,
+            grace_until: None,
+            typing_until: None,
+            read_up_to: 0,
+            chat_bucket: TokenBucket::new(limit, window, now),
+            other_bucket: TokenBucket::new(limit.saturating_mul(5), window, now),
+        };
+        self.members.insert(who.id.clone(), member);
+        Ok(())
+    }
+
+    /// The state a (re)joining member starts from: events since `resume_from`
+    /// when they are all still held, otherwise the backlog.
+    fn welcome(&self, id: &str, resume_from: Option<u64>) -> Welcome {
+        let missed = resume_from
+            .filter(|seq| *seq <= self.seq)
+            .and_then(|seq| self.replay.since(seq));
+        Welcome {
+            protocol_version: PROTOCOL_VERSION,
+            room_id: self.cfg.room_id.clone(),
+            you: id.to_owned(),
+            participants: self.participants(),
+            backlog: if missed.is_some() {
+                Vec::new()
+            } else {
+                self.backlog.snapshot()
+            },
+            receipts: self.receipts(),
+            locked: self.locked,
+            resumed: missed.is_some(),
+            missed: missed.unwrap_or_default(),
+            limits: self.limits(),
+        }
     }
 
     pub(super) fn disconnected(&mut self, now: Instant, conn: ConnId, clean: bool) {
