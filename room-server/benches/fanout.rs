@@ -1,10 +1,12 @@
 //! Fan-out benchmark: one room, N receiving participants plus one sender (real
-//! WebSockets, the Rust client, in this process). Reports deliveries per second and
+//! WebSockets, the Rust client). The server is a `rendezvous-room` child process
+//! so its CPU time and peak RSS can be read from /proc. Reports deliveries per second and
 //! p50/p99 delivery latency (send call → receiver got the frame), then the idle
 //! RSS of a room server process.
 //!
 //! `cargo bench -p rendezvous-room --bench fanout` (bounded: about a minute).
-//! Server and clients share the machine's cores, so the figures are a floor.
+//! Server and clients share the machine's cores, so wall-clock figures are a
+//! floor; deliveries per server CPU-second isolate the server's cost.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -12,7 +14,6 @@ use std::time::{Duration, Instant};
 use rendezvous_api::{Grants, JwkSet, RoomClaims};
 use rendezvous_auth::{now_unix, SigningKey};
 use rendezvous_room::client::{ConnectOptions, Incoming, RoomClient};
-use rendezvous_room::{Args, Server};
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
@@ -46,6 +47,9 @@ fn sent_ns(frame: &str) -> Option<u64> {
 struct Outcome {
     deliveries: usize,
     elapsed: Duration,
+    /// CPU seconds the room server process used during the run.
+    server_cpu: f64,
+    peak_rss_kib: u64,
     p50: Duration,
     p99: Duration,
 }
@@ -53,22 +57,19 @@ struct Outcome {
 /// `messages` sent back to back, or paced at `rate` per second.
 async fn run(participants: usize, messages: usize, rate: Option<f64>) -> Outcome {
     let key = SigningKey::generate().unwrap();
-    let jwks = serde_json::to_string(&JwkSet {
-        keys: vec![key.jwk()],
-    })
-    .unwrap();
-    let mut args = Args::with_defaults("bench", &jwks);
-    args.max_participants = participants + 10;
-    args.rate_limit_messages = 1_000_000;
-    // Burst mode queues a lot per connection; the bound is memory, not policy.
-    args.outbox_frames = messages + 100;
-    let server = Server::bind(args).await.unwrap();
-    let url = format!("ws://{}/ws", server.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(server.serve(async move {
-        let _ = stopped.await;
-    }));
-
+    let room = RoomProcess::spawn(
+        &key,
+        &[
+            "--max-participants",
+            &(participants + 10).to_string(),
+            "--rate-limit-messages",
+            "1000000",
+            // Burst mode queues a lot per connection; the bound is memory, not policy.
+            "--outbox-frames",
+            &(messages + 100).to_string(),
+        ],
+    );
+    let url = format!("ws://{}/ws", room.addr);
     let mut receivers = Vec::new();
     for i in 0..participants {
         let mut opts = ConnectOptions::new(url.clone(), token(&key, &format!("p{i}")));
@@ -97,6 +98,7 @@ async fn run(participants: usize, messages: usize, rate: Option<f64>) -> Outcome
     // Let the join storm settle before measuring.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let start = Instant::now();
+    let cpu_before = room.cpu_secs();
     let pace = rate.map(|r| Duration::from_secs_f64(1.0 / r));
     let talking = tokio::spawn(async move {
         let mut next = Instant::now();
@@ -119,9 +121,10 @@ async fn run(participants: usize, messages: usize, rate: Option<f64>) -> Outcome
         }
     }
     let elapsed = start.elapsed();
+    let server_cpu = room.cpu_secs() - cpu_before;
+    let peak_rss_kib = room.status_kib("VmHWM:");
     let _ = talking.await;
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(30), serving).await;
+    room.stop();
     all.sort_unstable();
     let pct = |p: f64| {
         let i = ((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1));
@@ -130,6 +133,8 @@ async fn run(participants: usize, messages: usize, rate: Option<f64>) -> Outcome
     Outcome {
         deliveries: all.len(),
         elapsed,
+        server_cpu,
+        peak_rss_kib,
         p50: pct(0.50),
         p99: pct(0.99),
     }
@@ -137,48 +142,109 @@ async fn run(participants: usize, messages: usize, rate: Option<f64>) -> Outcome
 
 fn report(label: &str, o: &Outcome) {
     println!(
-        "{label}: {} deliveries in {:.2?} = {:.0} deliveries/s; latency p50 {:.2?} p99 {:.2?}",
+        "{label}: {} deliveries in {:.2?} = {:.0} deliveries/s; latency p50 {:.2?} p99 {:.2?}; \
+         server CPU {:.2}s = {:.0} deliveries per server CPU-second; server peak RSS {} KiB",
         o.deliveries,
         o.elapsed,
         o.deliveries as f64 / o.elapsed.as_secs_f64(),
         o.p50,
-        o.p99
+        o.p99,
+        o.server_cpu,
+        o.deliveries as f64 / o.server_cpu.max(1e-9),
+        o.peak_rss_kib,
     );
 }
 
+/// A `rendezvous-room` child process (release build of this crate's binary).
+struct RoomProcess {
+    child: std::process::Child,
+    addr: String,
+    ready_after: Duration,
+}
+
+impl RoomProcess {
+    fn spawn(key: &SigningKey, extra: &[&str]) -> Self {
+        let jwks = serde_json::to_string(&JwkSet {
+            keys: vec![key.jwk()],
+        })
+        .unwrap();
+        let started = Instant::now();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rendezvous-room"))
+            .args(["--room-id", "bench", "--token-jwks", &jwks])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn rendezvous-room");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let ready_after = started.elapsed();
+        let v: serde_json::Value = serde_json::from_str(&line).expect("listening line");
+        let addr = v["addr"].as_str().unwrap().to_owned();
+        Self {
+            child,
+            addr,
+            ready_after,
+        }
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// User + system CPU seconds so far (/proc/PID/stat fields 14 and 15).
+    fn cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let fields: Vec<u64> = after
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        let ticks = fields.get(11).unwrap_or(&0) + fields.get(12).unwrap_or(&0);
+        ticks as f64 / clock_ticks()
+    }
+
+    /// SIGTERM and wait: the room says goodbye and exits 0.
+    fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
 fn idle_rss() {
-    let exe = env!("CARGO_BIN_EXE_rendezvous-room");
     let key = SigningKey::generate().unwrap();
-    let jwks = serde_json::to_string(&JwkSet {
-        keys: vec![key.jwk()],
-    })
-    .unwrap();
-    let Ok(mut child) = std::process::Command::new(exe)
-        .args(["--room-id", "r1", "--token-jwks", &jwks])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-    else {
-        println!("idle RSS: {exe} not built (cargo build --release -p rendezvous-room)");
-        return;
-    };
-    let started = Instant::now();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let ready = started.elapsed();
+    let room = RoomProcess::spawn(&key, &[]);
     std::thread::sleep(Duration::from_millis(500));
-    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
-    let rss = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .unwrap_or("?");
-    println!("idle room server ({exe}): {rss}, listening after {ready:.2?}");
-    let _ = child.kill();
-    let _ = child.wait();
+    println!(
+        "idle room server: VmRSS {} KiB, listening {:.2?} after spawn",
+        room.status_kib("VmRSS:"),
+        room.ready_after
+    );
+    room.stop();
 }
 
 fn main() {
