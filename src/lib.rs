@@ -23,6 +23,10 @@ pub enum Command {
     Users(rendezvous_users::Args),
     /// Run the room router alone (rooms as child processes).
     Router(rendezvous_router::Args),
+    /// Run one room server (started by the router; exits when the room ends).
+    Room(rendezvous_room::Args),
+    /// Join a room from the terminal: stdin lines are sent as chat, events printed.
+    Join(rendezvous_room::join::JoinArgs),
 }
 
 impl Cli {
@@ -36,6 +40,8 @@ impl Cli {
                 Command::Up(args) => up::run(args, shutdown).await,
                 Command::Users(args) => rendezvous_users::run(args, shutdown).await,
                 Command::Router(args) => rendezvous_router::run(args, shutdown).await,
+                Command::Room(args) => Ok(rendezvous_room::run(args, shutdown).await?),
+                Command::Join(args) => rendezvous_room::join::run_join(args).await,
             }
         })
     }

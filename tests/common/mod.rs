@@ -24,7 +24,8 @@ impl Drop for Up {
 
 /// Start `rendezvous up` on a free port with a fresh data dir; wait for its banner.
 pub fn start_up(extra: &[&str]) -> Up {
-    let data_dir = std::env::temp_dir().join(format!("rendezvous-up-{}", uuid::Uuid::new_v4().simple()));
+    let data_dir =
+        std::env::temp_dir().join(format!("rendezvous-up-{}", uuid::Uuid::new_v4().simple()));
     let mut child = Command::new(env!("CARGO_BIN_EXE_rendezvous"))
         .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data_dir)
@@ -47,9 +48,9 @@ pub fn start_up(extra: &[&str]) -> Up {
         child,
         base,
         data_dir,
+        http: reqwest::Client::new(),
     }
 }
-
 
 impl Up {
     pub fn url(&self, path: &str) -> String {
@@ -57,7 +58,13 @@ impl Up {
     }
 
     /// Send a request; the status and the JSON body (Null when none).
-    pub async fn call(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut req = self.http.request(method, self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -79,14 +86,19 @@ impl Up {
             "displayName": format!("{name} display"),
             "password": format!("password-of-{name}"),
         });
-        let (status, body) = self.call(reqwest::Method::POST, "/api/users", None, Some(body)).await;
+        let (status, body) = self
+            .call(reqwest::Method::POST, "/api/users", None, Some(body))
+            .await;
         assert_eq!(status, 201, "{body}");
         body["accessToken"].as_str().unwrap().to_owned()
     }
 
     /// Send a signal to the `up` process.
     pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -108,20 +120,33 @@ impl Up {
     }
 }
 
-/// Direct children of `pid`, from /proc.
+/// Direct children of `pid`, from /proc (each thread lists the children it forked).
 pub fn children_of(pid: u32) -> Vec<u32> {
-    let path = format!("/proc/{pid}/task/{pid}/children");
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(
+            list.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// True while `pid` exists and is not a zombie.
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
+        Ok(stat) => !stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
         Err(_) => false,
     }
 }

@@ -1,0 +1,267 @@
+//! Fan-out benchmark: one room, N receiving participants plus one sender (real
+//! WebSockets, the Rust client). The server is a `rendezvous-room` child process
+//! so its CPU time and peak RSS can be read from /proc. Reports deliveries per second and
+//! p50/p99 delivery latency (send call → receiver got the frame), then the idle
+//! RSS of a room server process.
+//!
+//! `cargo bench -p rendezvous-room --bench fanout` (bounded: about a minute).
+//! Server and clients share the machine's cores, so wall-clock figures are a
+//! floor; deliveries per server CPU-second isolate the server's cost.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rendezvous_api::{Grants, JwkSet, RoomClaims};
+use rendezvous_auth::{now_unix, SigningKey};
+use rendezvous_room::client::{ConnectOptions, Incoming, RoomClient};
+
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+fn now_ns() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+fn token(key: &SigningKey, sub: &str) -> String {
+    let now = now_unix();
+    key.sign(&RoomClaims {
+        sub: sub.into(),
+        name: sub.into(),
+        room: "bench".into(),
+        grants: Grants::participant(),
+        iat: now,
+        exp: now + 3600,
+        iss: "rendezvous-router".into(),
+        aud: "rendezvous-room".into(),
+    })
+    .unwrap()
+}
+
+/// Extract the send time from a `message` frame whose text is `t:<ns>`.
+fn sent_ns(frame: &str) -> Option<u64> {
+    let start = frame.find("\"text\":\"t:")? + 10;
+    let digits = &frame[start..];
+    let end = digits.find('"')?;
+    digits[..end].parse().ok()
+}
+
+struct Outcome {
+    deliveries: usize,
+    elapsed: Duration,
+    /// CPU seconds the room server process used during the run.
+    server_cpu: f64,
+    peak_rss_kib: u64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// `messages` sent back to back, or paced at `rate` per second.
+async fn run(participants: usize, messages: usize, rate: Option<f64>) -> Outcome {
+    let key = SigningKey::generate().unwrap();
+    let room = RoomProcess::spawn(
+        &key,
+        &[
+            "--max-participants",
+            &(participants + 10).to_string(),
+            "--rate-limit-messages",
+            "1000000",
+            // Burst mode queues a lot per connection; the bound is memory, not policy.
+            "--outbox-frames",
+            &(messages + 100).to_string(),
+        ],
+    );
+    let url = format!("ws://{}/ws", room.addr);
+    let mut receivers = Vec::new();
+    for i in 0..participants {
+        let mut opts = ConnectOptions::new(url.clone(), token(&key, &format!("p{i}")));
+        opts.parse = false;
+        opts.event_buffer = 4096;
+        let mut client = RoomClient::connect_with(opts).await.unwrap();
+        receivers.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(messages);
+            while latencies.len() < messages {
+                match client.recv().await {
+                    Some(Incoming::Frame(f)) => {
+                        if let Some(sent) = sent_ns(&f) {
+                            latencies.push(now_ns().saturating_sub(sent));
+                        }
+                    }
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            latencies
+        }));
+    }
+    let mut opts = ConnectOptions::new(url.clone(), token(&key, "talker"));
+    opts.parse = false;
+    let mut talker = RoomClient::connect_with(opts).await.unwrap();
+    // Let the join storm settle before measuring.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start = Instant::now();
+    let cpu_before = room.cpu_secs();
+    let pace = rate.map(|r| Duration::from_secs_f64(1.0 / r));
+    let talking = tokio::spawn(async move {
+        let mut next = Instant::now();
+        for _ in 0..messages {
+            if let Some(p) = pace {
+                tokio::time::sleep_until(next.into()).await;
+                next += p;
+            }
+            talker.say(format!("t:{}", now_ns())).await.unwrap();
+            // Read our own echoes so the talker is not a slow consumer.
+            while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, talker.recv()).await {}
+        }
+        talker
+    });
+    let mut all = Vec::with_capacity(messages * participants);
+    for r in receivers {
+        match tokio::time::timeout(Duration::from_secs(120), r).await {
+            Ok(Ok(l)) => all.extend(l),
+            _ => eprintln!("a receiver did not finish"),
+        }
+    }
+    let elapsed = start.elapsed();
+    let server_cpu = room.cpu_secs() - cpu_before;
+    let peak_rss_kib = room.status_kib("VmHWM:");
+    let _ = talking.await;
+    room.stop();
+    all.sort_unstable();
+    let pct = |p: f64| {
+        let i = ((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1));
+        Duration::from_nanos(all.get(i).copied().unwrap_or(0))
+    };
+    Outcome {
+        deliveries: all.len(),
+        elapsed,
+        server_cpu,
+        peak_rss_kib,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    }
+}
+
+fn report(label: &str, o: &Outcome) {
+    println!(
+        "{label}: {} deliveries in {:.2?} = {:.0} deliveries/s; latency p50 {:.2?} p99 {:.2?}; \
+         server CPU {:.2}s = {:.0} deliveries per server CPU-second; server peak RSS {} KiB",
+        o.deliveries,
+        o.elapsed,
+        o.deliveries as f64 / o.elapsed.as_secs_f64(),
+        o.p50,
+        o.p99,
+        o.server_cpu,
+        o.deliveries as f64 / o.server_cpu.max(1e-9),
+        o.peak_rss_kib,
+    );
+}
+
+/// A `rendezvous-room` child process (release build of this crate's binary).
+struct RoomProcess {
+    child: std::process::Child,
+    addr: String,
+    ready_after: Duration,
+}
+
+impl RoomProcess {
+    fn spawn(key: &SigningKey, extra: &[&str]) -> Self {
+        let jwks = serde_json::to_string(&JwkSet {
+            keys: vec![key.jwk()],
+        })
+        .unwrap();
+        let started = Instant::now();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rendezvous-room"))
+            .args(["--room-id", "bench", "--token-jwks", &jwks])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn rendezvous-room");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let ready_after = started.elapsed();
+        let v: serde_json::Value = serde_json::from_str(&line).expect("listening line");
+        let addr = v["addr"].as_str().unwrap().to_owned();
+        Self {
+            child,
+            addr,
+            ready_after,
+        }
+    }
+
+    fn status_kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// User + system CPU seconds so far (/proc/PID/stat fields 14 and 15).
+    fn cpu_secs(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let fields: Vec<u64> = after
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        let ticks = fields.get(11).unwrap_or(&0) + fields.get(12).unwrap_or(&0);
+        ticks as f64 / clock_ticks()
+    }
+
+    /// SIGTERM and wait: the room says goodbye and exits 0.
+    fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn idle_rss() {
+    let key = SigningKey::generate().unwrap();
+    let room = RoomProcess::spawn(&key, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    println!(
+        "idle room server: VmRSS {} KiB, listening {:.2?} after spawn",
+        room.status_kib("VmRSS:"),
+        room.ready_after
+    );
+    room.stop();
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore arguments.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let o = run(100, 2000, None).await;
+        report("100 participants, burst of 2000 messages", &o);
+        let o = run(100, 1000, Some(100.0)).await;
+        report("100 participants, 100 messages/s", &o);
+        let o = run(1000, 200, None).await;
+        report("1000 participants, burst of 200 messages", &o);
+        let o = run(1000, 200, Some(20.0)).await;
+        report("1000 participants, 20 messages/s", &o);
+    });
+    idle_rss();
+}

@@ -1,0 +1,200 @@
+//! The tokio shell around the room core: one task owns the [`Room`], reads inputs
+//! from a bounded channel, runs its timers, and fans its outputs out to each
+//! connection's bounded outbox.
+//!
+//! Slow-consumer protection lives here: a frame that does not fit in a
+//! connection's outbox closes that connection (4012) instead of buffering more.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::ws::Utf8Bytes;
+use tokio::sync::mpsc;
+
+use crate::core::{ConnId, Identity, Input, Output, Room};
+use crate::http::Occupancy;
+use crate::metrics::Metrics;
+use crate::protocol::{close_code, CloseReason};
+
+/// Inputs queued for the room task. Readers wait when it is full, which pushes
+/// back on clients over TCP; 4096 absorbs one frame from each of a few thousand
+/// participants at once without anyone waiting.
+pub(crate) const ACTOR_QUEUE: usize = 4096;
+
+/// One frame queued for a connection's writer, stamped for the latency histogram.
+#[derive(Debug)]
+pub(crate) struct Outgoing {
+    pub frame: Utf8Bytes,
+    pub since: Instant,
+}
+
+/// Ask a connection's writer to close the socket.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CloseCmd {
+    pub code: u16,
+    pub reason: &'static str,
+    /// Send the frames already queued first (false for slow consumers).
+    pub drain: bool,
+}
+
+/// The room task's end of one connection.
+#[derive(Debug)]
+pub(crate) struct ConnHandle {
+    pub outbox: mpsc::Sender<Outgoing>,
+    pub close: mpsc::Sender<CloseCmd>,
+}
+
+/// What connection tasks and HTTP handlers send to the room task.
+#[derive(Debug)]
+pub(crate) enum ActorInput {
+    Join {
+        conn: ConnId,
+        identity: Identity,
+        resume_from: Option<u64>,
+        handle: ConnHandle,
+    },
+    Core(Input),
+}
+
+/// Run the room until it ends; returns why it ended.
+pub(crate) async fn run(
+    mut room: Room,
+    mut rx: mpsc::Receiver<(ActorInput, Instant)>,
+    metrics: Metrics,
+    occupancy: Arc<Occupancy>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> CloseReason {
+    let mut conns: HashMap<ConnId, ConnHandle> = HashMap::new();
+    tokio::pin!(shutdown);
+    let mut shutdown_seen = false;
+    loop {
+        let deadline = room.poll_timeout();
+        let far = Instant::now() + std::time::Duration::from_secs(86_400 * 365);
+        let since = tokio::select! {
+            msg = rx.recv() => {
+                let (input, since) = msg.unwrap_or((
+                    ActorInput::Core(Input::Close { reason: CloseReason::Shutdown }),
+                    Instant::now(),
+                ));
+                let input = match input {
+                    ActorInput::Join { conn, identity, resume_from, handle } => {
+                        conns.insert(conn, handle);
+                        Input::Join { conn, identity, resume_from }
+                    }
+                    ActorInput::Core(input) => {
+                        if let Input::Disconnected { conn, .. } = &input {
+                            conns.remove(conn);
+                        }
+                        input
+                    }
+                };
+                room.handle_input(input, Instant::now());
+                since
+            }
+            () = tokio::time::sleep_until(deadline.unwrap_or(far).into()), if deadline.is_some() => {
+                let now = Instant::now();
+                room.handle_timeout(now);
+                now
+            }
+            () = &mut shutdown, if !shutdown_seen => {
+                shutdown_seen = true;
+                tracing::info!("shutdown requested; closing the room");
+                let now = Instant::now();
+                room.handle_input(Input::Close { reason: CloseReason::Shutdown }, now);
+                now
+            }
+        };
+        apply_outputs(&mut room, &mut conns, since, &metrics);
+        metrics.participants.set(room.connected() as i64);
+        occupancy.publish(room.seated(), room.locked());
+        if let Some(reason) = room.ended() {
+            tracing::info!(?reason, "room ended");
+            return reason;
+        }
+    }
+}
+
+/// Drain the core's outputs into the connections. Connections whose outbox is full
+/// are closed as slow consumers and fed back to the core as dropped.
+fn apply_outputs(
+    room: &mut Room,
+    conns: &mut HashMap<ConnId, ConnHandle>,
+    since: Instant,
+    metrics: &Metrics,
+) {
+    loop {
+        let mut slow: Vec<ConnId> = Vec::new();
+        while let Some(out) = room.poll_output() {
+            match out {
+                Output::Send { conn, frame } => {
+                    if let Some(handle) = conns.get(&conn) {
+                        let frame = Utf8Bytes::from(frame);
+                        if !deliver(handle, frame, since) {
+                            slow.push(conn);
+                        }
+                    }
+                }
+                Output::Broadcast { frame } => {
+                    let frame = Utf8Bytes::from(frame);
+                    for (conn, handle) in conns.iter() {
+                        if !deliver(handle, frame.clone(), since) {
+                            slow.push(*conn);
+                        }
+                    }
+                }
+                Output::Close { conn, code, reason } => {
+                    if let Some(handle) = conns.remove(&conn) {
+                        metrics.disconnects.with_label_values(&[reason]).inc();
+                        let cmd = CloseCmd {
+                            code,
+                            reason,
+                            drain: true,
+                        };
+                        // Capacity 1 and only ever one close per handle: never full.
+                        let _ = handle.close.try_send(cmd);
+                    }
+                }
+                Output::Rejected { code } => {
+                    metrics
+                        .rejected_frames
+                        .with_label_values(&[code.as_str()])
+                        .inc();
+                }
+            }
+        }
+        if slow.is_empty() {
+            return;
+        }
+        slow.sort();
+        slow.dedup();
+        for conn in slow {
+            if let Some(handle) = conns.remove(&conn) {
+                tracing::warn!(conn = conn.0, "slow consumer disconnected");
+                metrics
+                    .disconnects
+                    .with_label_values(&["slow_consumer"])
+                    .inc();
+                let cmd = CloseCmd {
+                    code: close_code::SLOW_CONSUMER,
+                    reason: "slow_consumer",
+                    drain: false,
+                };
+                let _ = handle.close.try_send(cmd);
+                let input = Input::Disconnected { conn, clean: false };
+                room.handle_input(input, Instant::now());
+            }
+        }
+    }
+}
+
+/// Queue a frame; false when the outbox is full (a slow consumer).
+fn deliver(handle: &ConnHandle, frame: Utf8Bytes, since: Instant) -> bool {
+    match handle.outbox.try_send(Outgoing { frame, since }) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => false,
+        // The connection task has ended; its `Disconnected` input is on its way.
+        Err(mpsc::error::TrySendError::Closed(_)) => true,
+    }
+}

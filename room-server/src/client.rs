@@ -1,0 +1,285 @@
+//! `RoomClient`: a Rust client of the room protocol (the seeds' RoomClient).
+//!
+//! `connect` opens the WebSocket, sends `hello` and waits for `welcome`; a refusal
+//! comes back as [`ClientError::Refused`] with the close code. After that a reader
+//! task turns frames into [`Incoming`] items on a bounded channel and a writer task
+//! sends commands. A caller that stops calling [`RoomClient::recv`] stops the reader
+//! too, so the server sees real back-pressure (that is how tests make a slow consumer).
+
+use futures::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::protocol::{ClientMessage, Envelope, ServerEvent, Welcome, PROTOCOL_VERSION};
+
+/// Events buffered between the socket and the caller by default. Large enough to
+/// ride out a burst in a busy room; small enough that a stuck caller pushes back.
+pub const DEFAULT_EVENT_BUFFER: usize = 1024;
+/// Commands buffered towards the socket: callers wait beyond this.
+const COMMAND_BUFFER: usize = 256;
+
+/// Why a client could not connect or talk.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("WebSocket error: {0}")]
+    WebSocket(#[from] tungstenite::Error),
+    #[error("the room refused us: {code} {reason}")]
+    Refused { code: u16, reason: String },
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    #[error("the connection is closed")]
+    Closed,
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// What arrives from the room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A parsed event.
+    Event(Envelope),
+    /// An unparsed text frame (when [`ConnectOptions::parse`] is false).
+    Frame(String),
+    /// The server closed the socket (1006 when it vanished without a close frame).
+    Closed { code: u16, reason: String },
+}
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// The WebSocket URL, e.g. `ws://127.0.0.1:PORT/ws`.
+    pub url: String,
+    /// The room token.
+    pub token: String,
+    /// Pass the token as `?token=` (as browsers must) instead of `Authorization`.
+    pub token_in_query: bool,
+    /// The last `seq` seen on a previous connection, to resume.
+    pub resume_from: Option<u64>,
+    /// Capacity of the event channel.
+    pub event_buffer: usize,
+    /// Parse frames into [`Incoming::Event`]; false yields [`Incoming::Frame`].
+    pub parse: bool,
+}
+
+impl ConnectOptions {
+    pub fn new(url: impl Into<String>, token: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            token: token.into(),
+            token_in_query: false,
+            resume_from: None,
+            event_buffer: DEFAULT_EVENT_BUFFER,
+            parse: true,
+        }
+    }
+}
+
+/// A connected, welcomed participant.
+#[derive(Debug)]
+pub struct RoomClient {
+    welcome: Welcome,
+    welcome_seq: u64,
+    last_seq: u64,
+    commands: mpsc::Sender<Message>,
+    events: mpsc::Receiver<Incoming>,
+    reader: JoinHandle<()>,
+    writer: JoinHandle<()>,
+}
+
+impl RoomClient {
+    /// Connect with the token in an `Authorization: Bearer` header.
+    pub async fn connect(url: &str, token: &str) -> Result<Self> {
+        Self::connect_with(ConnectOptions::new(url, token)).await
+    }
+
+    /// Connect with options (query token, resume, raw frames).
+    pub async fn connect_with(opts: ConnectOptions) -> Result<Self> {
+        let url = if opts.token_in_query {
+            let sep = if opts.url.contains('?') { '&' } else { '?' };
+            format!("{}{sep}token={}", opts.url, opts.token)
+        } else {
+            opts.url.clone()
+        };
+        let mut request = url.into_client_request()?;
+        if !opts.token_in_query {
+            let value = format!("Bearer {}", opts.token)
+                .parse()
+                .map_err(|_| ClientError::Protocol("token is not a valid header".into()))?;
+            request.headers_mut().insert("authorization", value);
+        }
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
+        let hello = ClientMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            resume_from: opts.resume_from,
+        };
+        ws.send(Message::text(hello.to_json())).await?;
+        let (welcome, welcome_seq) = loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(text))) => {
+                    let env: Envelope = serde_json::from_str(&text)
+                        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                    match env.event {
+                        ServerEvent::Welcome(w) => break (*w, env.seq),
+                        other => {
+                            let msg = format!("expected welcome, got {other:?}");
+                            return Err(ClientError::Protocol(msg));
+                        }
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    let (code, reason) = close_parts(frame);
+                    return Err(ClientError::Refused { code, reason });
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err(ClientError::Closed),
+            }
+        };
+        let (mut sink, mut stream) = ws.split();
+        let (event_tx, events) = mpsc::channel(opts.event_buffer.max(1));
+        let (commands, mut command_rx) = mpsc::channel::<Message>(COMMAND_BUFFER);
+        let parse = opts.parse;
+        let reader = tokio::spawn(async move {
+            let mut closed = None;
+            while let Some(msg) = stream.next().await {
+                let item = match msg {
+                    Ok(Message::Text(text)) if parse => match serde_json::from_str(&text) {
+                        Ok(env) => Incoming::Event(env),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "unparseable event");
+                            continue;
+                        }
+                    },
+                    Ok(Message::Text(text)) => Incoming::Frame(text.to_string()),
+                    Ok(Message::Close(frame)) => {
+                        // Keep polling so tungstenite flushes its close reply.
+                        let (code, reason) = close_parts(frame);
+                        closed = Some(Incoming::Closed { code, reason });
+                        continue;
+                    }
+                    Ok(_) => continue,
+                    Err(_) => break,
+                };
+                if event_tx.send(item).await.is_err() {
+                    return;
+                }
+            }
+            let closed = closed.unwrap_or(Incoming::Closed {
+                code: 1006,
+                reason: "connection lost".into(),
+            });
+            let _ = event_tx.send(closed).await;
+        });
+        let writer = tokio::spawn(async move {
+            while let Some(msg) = command_rx.recv().await {
+                let is_close = matches!(msg, Message::Close(_));
+                if sink.send(msg).await.is_err() || is_close {
+                    break;
+                }
+            }
+        });
+        Ok(Self {
+            welcome,
+            welcome_seq,
+            last_seq: welcome_seq,
+            commands,
+            events,
+            reader,
+            writer,
+        })
+    }
+
+    /// The `welcome` this connection received.
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    /// The `seq` of the `welcome`.
+    pub fn welcome_seq(&self) -> u64 {
+        self.welcome_seq
+    }
+
+    /// The highest `seq` received so far (what to resume from).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// Send a protocol message.
+    pub async fn send(&self, msg: &ClientMessage) -> Result<()> {
+        self.send_raw(msg.to_json()).await
+    }
+
+    /// Post a chat message.
+    pub async fn say(&self, text: impl Into<String>) -> Result<()> {
+        let msg = ClientMessage::Send {
+            text: text.into(),
+            client_id: None,
+        };
+        self.send(&msg).await
+    }
+
+    /// Send any text frame, valid or not (tests, fuzzing).
+    pub async fn send_raw(&self, text: impl Into<String>) -> Result<()> {
+        let msg = Message::text(text.into());
+        self.commands
+            .send(msg)
+            .await
+            .map_err(|_| ClientError::Closed)
+    }
+
+    /// The next item from the room; `None` after the close was delivered.
+    pub async fn recv(&mut self) -> Option<Incoming> {
+        let item = self.events.recv().await;
+        if let Some(Incoming::Event(env)) = &item {
+            self.last_seq = self.last_seq.max(env.seq);
+        }
+        item
+    }
+
+    /// The next event, or an error if the connection closed first.
+    pub async fn next_event(&mut self) -> Result<Envelope> {
+        match self.recv().await {
+            Some(Incoming::Event(env)) => Ok(env),
+            Some(Incoming::Closed { code, reason }) => Err(ClientError::Refused { code, reason }),
+            Some(Incoming::Frame(text)) => {
+                serde_json::from_str(&text).map_err(|e| ClientError::Protocol(e.to_string()))
+            }
+            None => Err(ClientError::Closed),
+        }
+    }
+
+    /// Leave: close with 1000 (no grace period) and wait for the server's answer.
+    pub async fn close(mut self) {
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        };
+        let _ = self.commands.send(Message::Close(Some(frame))).await;
+        let wait = async { while self.events.recv().await.is_some() {} };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), wait).await;
+    }
+
+    /// Vanish without a close frame, as a lost network would (starts the grace period).
+    pub fn drop_connection(self) {
+        self.reader.abort();
+        self.writer.abort();
+    }
+}
+
+impl Drop for RoomClient {
+    fn drop(&mut self) {
+        self.reader.abort();
+        self.writer.abort();
+    }
+}
+
+fn close_parts(frame: Option<CloseFrame>) -> (u16, String) {
+    match frame {
+        Some(f) => (u16::from(f.code), f.reason.to_string()),
+        None => (1005, String::new()),
+    }
+}

@@ -1,0 +1,276 @@
+//! One WebSocket connection: waits for `hello`, then a reader that parses frames
+//! into room inputs and a writer that drains the connection's bounded outbox.
+//!
+//! Parsing happens here, off the room task, so a burst of malformed frames costs
+//! the sender's connection task, not the room.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures::stream::{SplitSink, SplitStream};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::actor::{ActorInput, CloseCmd, ConnHandle, Outgoing};
+use crate::core::{ConnId, Identity, Input};
+use crate::http::AppState;
+use crate::protocol::{
+    close_code, parse_client_message, ClientMessage, ErrorCode, PROTOCOL_VERSION,
+};
+
+/// How long we wait for the client's answer to our close frame.
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+/// Frames written per flush when the outbox has a backlog: batches syscalls under
+/// load while keeping one socket from hogging the writer for long.
+const WRITE_BATCH: usize = 64;
+
+/// How the reading side ended.
+enum ReadEnd {
+    /// The client closed with 1000: leave at once.
+    Clean,
+    /// Anything else: the reconnect grace period starts.
+    Dropped,
+    /// A frame over the hard transport limit.
+    TooBig,
+}
+
+/// Close a socket that was refused admission.
+pub(crate) async fn refuse(socket: WebSocket, code: u16, reason: &'static str) {
+    let (mut sink, mut stream) = socket.split();
+    let _ = sink.send(close_message(code, reason)).await;
+    let _ = tokio::time::timeout(CLOSE_LINGER, async {
+        while stream.next().await.is_some() {}
+    })
+    .await;
+}
+
+fn close_message(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }))
+}
+
+/// Serve one admitted socket until it closes.
+pub(crate) async fn serve(socket: WebSocket, state: AppState, identity: Identity) {
+    let (sink, mut stream) = socket.split();
+    let resume_from = match await_hello(&mut stream, state.hello_timeout()).await {
+        Ok(resume_from) => resume_from,
+        Err(Some((code, reason))) => return refuse(reunite(sink, stream), code, reason).await,
+        Err(None) => return,
+    };
+    let conn = state.next_conn();
+    let span = tracing::info_span!("conn", conn = conn.0, participant = %identity.id);
+    run_joined(sink, stream, state, conn, identity, resume_from)
+        .instrument(span)
+        .await;
+}
+
+/// Wait for a valid `hello`; `Err(None)` when the client went away first.
+async fn await_hello(
+    stream: &mut SplitStream<WebSocket>,
+    timeout: Duration,
+) -> Result<Option<u64>, Option<(u16, &'static str)>> {
+    let hello_required = Some((close_code::HELLO_REQUIRED, "hello_required"));
+    match tokio::time::timeout(timeout, stream.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => match parse_client_message(&text) {
+            Ok(ClientMessage::Hello {
+                protocol_version,
+                resume_from,
+            }) if protocol_version == PROTOCOL_VERSION => Ok(resume_from),
+            Ok(ClientMessage::Hello { .. }) => Err(Some((
+                close_code::UNSUPPORTED_VERSION,
+                "unsupported_version",
+            ))),
+            _ => Err(hello_required),
+        },
+        Ok(Some(Ok(Message::Close(_))) | Some(Err(_)) | None) => Err(None),
+        _ => Err(hello_required),
+    }
+}
+
+async fn run_joined(
+    sink: SplitSink<WebSocket, Message>,
+    mut stream: SplitStream<WebSocket>,
+    state: AppState,
+    conn: ConnId,
+    identity: Identity,
+    resume_from: Option<u64>,
+) {
+    let (out_tx, out_rx) = mpsc::channel(state.outbox_frames());
+    // Capacity 1: a connection is closed once.
+    let (close_tx, close_rx) = mpsc::channel(1);
+    let handle = ConnHandle {
+        outbox: out_tx,
+        close: close_tx.clone(),
+    };
+    let join = ActorInput::Join {
+        conn,
+        identity,
+        resume_from,
+        handle,
+    };
+    if state.actor().send((join, Instant::now())).await.is_err() {
+        return refuse(reunite(sink, stream), close_code::NORMAL, "room_closed").await;
+    }
+
+    let writer = write_loop(sink, out_rx, close_rx, &state);
+    let reader = read_loop(&mut stream, conn, &state);
+    tokio::pin!(writer, reader);
+    let end = tokio::select! {
+        end = &mut reader => end,
+        () = &mut writer => {
+            // We closed; give the client a moment to answer the close frame.
+            let _ = tokio::time::timeout(CLOSE_LINGER, &mut reader).await;
+            return;
+        }
+    };
+    let clean = match end {
+        ReadEnd::Clean => true,
+        ReadEnd::Dropped => false,
+        ReadEnd::TooBig => {
+            let cmd = CloseCmd {
+                code: close_code::TOO_BIG,
+                reason: "frame_too_large",
+                drain: false,
+            };
+            let _ = close_tx.try_send(cmd);
+            let _ = tokio::time::timeout(CLOSE_LINGER, &mut writer).await;
+            false
+        }
+    };
+    tracing::debug!(clean, "connection ended");
+    let input = ActorInput::Core(Input::Disconnected { conn, clean });
+    let _ = state.actor().send((input, Instant::now())).await;
+}
+
+fn reunite(sink: SplitSink<WebSocket, Message>, stream: SplitStream<WebSocket>) -> WebSocket {
+    sink.reunite(stream).expect("halves of the same socket")
+}
+
+async fn read_loop(stream: &mut SplitStream<WebSocket>, conn: ConnId, state: &AppState) -> ReadEnd {
+    let metrics = state.metrics();
+    let max = state.max_frame_bytes();
+    while let Some(msg) = stream.next().await {
+        let msg = match msg {
+            Ok(msg) => msg,
+            Err(err) => {
+                let too_big = matches!(
+                    err.into_inner()
+                        .downcast_ref::<tokio_tungstenite::tungstenite::Error>(),
+                    Some(tokio_tungstenite::tungstenite::Error::Capacity(_))
+                );
+                return if too_big {
+                    ReadEnd::TooBig
+                } else {
+                    ReadEnd::Dropped
+                };
+            }
+        };
+        let input = match msg {
+            Message::Text(text) => {
+                metrics.messages_in.inc();
+                metrics.bytes_in.inc_by(text.len() as u64);
+                if text.len() > max {
+                    Input::Rejected {
+                        conn,
+                        code: ErrorCode::FrameTooLarge,
+                        message: format!("frame of {} bytes; the limit is {max}", text.len()),
+                    }
+                } else {
+                    match parse_client_message(&text) {
+                        Ok(msg) => Input::Message { conn, msg },
+                        Err(e) => Input::Rejected {
+                            conn,
+                            code: e.code,
+                            message: e.message,
+                        },
+                    }
+                }
+            }
+            Message::Binary(bytes) => {
+                metrics.messages_in.inc();
+                metrics.bytes_in.inc_by(bytes.len() as u64);
+                Input::Rejected {
+                    conn,
+                    code: ErrorCode::Malformed,
+                    message: "binary frames are not part of the protocol".into(),
+                }
+            }
+            Message::Close(frame) => {
+                let clean = frame.is_some_and(|f| f.code == close_code::NORMAL);
+                return if clean {
+                    ReadEnd::Clean
+                } else {
+                    ReadEnd::Dropped
+                };
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+        };
+        let input = ActorInput::Core(input);
+        if state.actor().send((input, Instant::now())).await.is_err() {
+            return ReadEnd::Dropped;
+        }
+    }
+    ReadEnd::Dropped
+}
+
+/// Write queued frames in batches until told to close or the room lets go.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut outbox: mpsc::Receiver<Outgoing>,
+    mut close: mpsc::Receiver<CloseCmd>,
+    state: &AppState,
+) {
+    let metrics = state.metrics();
+    let mut batch: Vec<Instant> = Vec::with_capacity(WRITE_BATCH);
+    loop {
+        tokio::select! {
+            biased;
+            cmd = close.recv() => {
+                let Some(cmd) = cmd else { return };
+                if cmd.drain {
+                    while let Ok(out) = outbox.try_recv() {
+                        metrics.messages_out.inc();
+                        metrics.bytes_out.inc_by(out.frame.len() as u64);
+                        if sink.feed(Message::Text(out.frame)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                let _ = sink.send(close_message(cmd.code, cmd.reason)).await;
+                return;
+            }
+            out = outbox.recv() => {
+                let Some(mut out) = out else {
+                    // The room dropped this connection without a close: it is over.
+                    let _ = sink.send(close_message(close_code::NORMAL, "room_closed")).await;
+                    return;
+                };
+                batch.clear();
+                loop {
+                    metrics.messages_out.inc();
+                    metrics.bytes_out.inc_by(out.frame.len() as u64);
+                    batch.push(out.since);
+                    if sink.feed(Message::Text(out.frame)).await.is_err() {
+                        return;
+                    }
+                    if batch.len() >= WRITE_BATCH {
+                        break;
+                    }
+                    match outbox.try_recv() {
+                        Ok(next) => out = next,
+                        Err(_) => break,
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+                for since in &batch {
+                    metrics.fanout_latency.observe(since.elapsed().as_secs_f64());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Pure tests of the room core with simulated time.
+
+use std::time::{Duration, Instant};
+
+use rendezvous_api::Grants;
+
+use super::*;
+use crate::protocol::ClientMessage;
+
+fn mk_config() -> RoomConfig {
+    RoomConfig {
+        room_id: "r1".into(),
+        max_participants: 3,
+        idle_timeout: Duration::from_secs(60),
+        max_duration: Duration::from_secs(3600),
+        backlog_messages: 10,
+        backlog_bytes: 10_000,
+        replay_events: 100,
+        replay_bytes: 100_000,
+        rate_limit_messages: 10,
+        rate_limit_window: Duration::from_secs(10),
+        max_frame_bytes: 4096,
+        max_text_chars: 100,
+        reconnect_grace: Duration::from_secs(30),
+        typing_timeout: Duration::from_secs(5),
+    }
+}
+
+fn mk_identity(id: &str, grants: Grants) -> Identity {
+    Identity {
+        id: id.into(),
+        name: id.to_uppercase(),
+        grants,
+    }
+}
+
+struct Harness {
+    room: Room,
+    now: Instant,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            room: Room::new(mk_config(), now, 1_000_000),
+            now,
+        }
+    }
+
+    fn input(&mut self, input: Input) -> Vec<Output> {
+        self.room.handle_input(input, self.now);
+        std::iter::from_fn(|| self.room.poll_output()).collect()
+    }
+
+    fn join(&mut self, conn: u64, id: &str, grants: Grants) -> Vec<Output> {
+        self.input(Input::Join {
+            conn: ConnId(conn),
+            identity: mk_identity(id, grants),
+            resume_from: None,
+        })
+    }
+
+    fn msg(&mut self, conn: u64, msg: ClientMessage) -> Vec<Output> {
+        self.input(Input::Message {
+            conn: ConnId(conn),
+            msg,
+        })
+    }
+
+    fn advance(&mut self, by: Duration) -> Vec<Output> {
+        self.now += by;
+        self.room.handle_timeout(self.now);
+        std::iter::from_fn(|| self.room.poll_output()).collect()
+    }
+}
+
+fn events(outputs: &[Output]) -> Vec<ServerEvent> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { frame, .. } | Output::Broadcast { frame } => {
+                Some(serde_json::from_str::<Envelope>(frame).unwrap().event)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn send(text: &str) -> ClientMessage {
+    ClientMessage::Send {
+        text: text.into(),
+        client_id: None,
+    }
+}
+
+#[test]
+fn join_sends_welcome_then_broadcasts_joined() {
+    let mut h = Harness::new();
+    let out = h.join(1, "a", Grants::creator());
+    let evs = events(&out);
+    assert!(
+        matches!(&evs[0], ServerEvent::Welcome(w) if w.you == "a" && w.participants.len() == 1)
+    );
+    assert!(matches!(&evs[1], ServerEvent::Joined { participant } if participant.moderator));
+}
+
+#[test]
+fn cap_lock_and_ban_refuse_new_identities() {
+    let mut h = Harness::new();
+    for (i, id) in ["a", "b", "c"].iter().enumerate() {
+        h.join(i as u64, id, Grants::participant());
+    }
+    let out = h.join(9, "d", Grants::participant());
+    assert!(out.contains(&Output::Close {
+        conn: ConnId(9),
+        code: close_code::ROOM_FULL,
+        reason: "room_full"
+    }));
+    // A known identity may always come back.
+    let out = h.join(10, "c", Grants::participant());
+    assert!(matches!(
+        events(&out)[..],
+        [ServerEvent::Welcome(_), ServerEvent::Reconnected { .. }]
+    ));
+}
+
+#[test]
+fn rate_limit_rejects_the_eleventh_message_with_an_error() {
+    let mut h = Harness::new();
+    h.join(1, "a", Grants::participant());
+    for i in 0..10 {
+        let out = h.msg(1, send(&format!("m{i}")));
+        assert!(matches!(events(&out)[0], ServerEvent::Message { .. }));
+    }
+    let out = h.msg(1, send("too many"));
+    assert!(out.contains(&Output::Rejected {
+        code: ErrorCode::RateLimited
+    }));
+    h.now += Duration::from_secs(1);
+    let out = h.msg(1, send("again"));
+    assert!(matches!(events(&out)[0], ServerEvent::Message { .. }));
+}
+
+#[test]
+fn grace_expiry_turns_a_drop_into_left() {
+    let mut h = Harness::new();
+    h.join(1, "a", Grants::participant());
+    h.join(2, "b", Grants::participant());
+    let out = h.input(Input::Disconnected {
+        conn: ConnId(2),
+        clean: false,
+    });
+    assert!(
+        matches!(&events(&out)[..], [ServerEvent::Disconnected { participant_id }] if participant_id == "b")
+    );
+    assert!(events(&h.advance(Duration::from_secs(29))).is_empty());
+    let out = h.advance(Duration::from_secs(1));
+    assert!(matches!(
+        &events(&out)[..],
+        [ServerEvent::Left {
+            reason: LeaveReason::Timeout,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn typing_is_throttled_and_expires() {
+    let mut h = Harness::new();
+    h.join(1, "a", Grants::participant());
+    assert_eq!(
+        events(&h.msg(1, ClientMessage::Typing { typing: true })).len(),
+        1
+    );
+    assert!(events(&h.msg(1, ClientMessage::Typing { typing: true })).is_empty());
+    let out = h.advance(Duration::from_secs(5));
+    assert!(matches!(
+        &events(&out)[..],
+        [ServerEvent::Typing { typing: false, .. }]
+    ));
+}
+
+#[test]
+fn idle_and_lifetime_end_the_room() {
+    let mut h = Harness::new();
+    assert!(h.advance(Duration::from_secs(59)).is_empty());
+    h.advance(Duration::from_secs(1));
+    assert_eq!(h.room.ended(), Some(CloseReason::Idle));
+
+    let mut h = Harness::new();
+    h.join(1, "a", Grants::participant());
+    let out = h.advance(Duration::from_secs(3600));
+    assert_eq!(h.room.ended(), Some(CloseReason::Lifetime));
+    assert!(matches!(
+        events(&out)[..],
+        [ServerEvent::RoomClosed {
+            reason: CloseReason::Lifetime
+        }]
+    ));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Close {
+            conn: ConnId(1),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn resume_replays_only_what_was_missed() {
+    let mut h = Harness::new();
+    h.join(1, "a", Grants::participant());
+    h.join(2, "b", Grants::participant());
+    let seen = match &events(&h.msg(1, send("before")))[0] {
+        ServerEvent::Message { id, .. } => *id,
+        e => panic!("{e:?}"),
+    };
+    h.input(Input::Disconnected {
+        conn: ConnId(2),
+        clean: false,
+    });
+    h.msg(1, send("while away"));
+    let out = h.input(Input::Join {
+        conn: ConnId(3),
+        identity: mk_identity("b", Grants::participant()),
+        resume_from: Some(seen),
+    });
+    let ServerEvent::Welcome(w) = &events(&out)[0] else {
+        panic!("no welcome");
+    };
+    assert!(w.resumed);
+    let missed: Vec<_> = w.missed.iter().map(|e| &e.event).collect();
+    assert!(matches!(
+        missed[..],
+        [
+            ServerEvent::Disconnected { .. },
+            ServerEvent::Message { .. }
+        ]
+    ));
+}
+
+mod prop {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::protocol::parse_client_message;
+
+    proptest! {
+        /// Any frame from any participant, parsed or not, leaves the room serving:
+        /// no panic, and a valid message afterwards is still delivered.
+        #[test]
+        fn arbitrary_frames_never_break_the_core(frames in proptest::collection::vec(
+            prop_oneof![
+                ".{0,40}",
+                r#"\{"type":"(send|edit|delete|react|typing|read|kick|mute|lock|hello|leave)"(,"[a-zA-Z]{1,12}":("[^"]{0,8}"|[0-9]{1,20}|true|null))*\}"#,
+            ],
+            1..40,
+        )) {
+            let mut h = Harness::new();
+            h.join(1, "fuzzer", Grants::participant());
+            h.join(2, "watcher", Grants::participant());
+            for frame in frames {
+                let input = match parse_client_message(&frame) {
+                    Ok(ClientMessage::Leave {}) => continue,
+                    Ok(msg) => Input::Message { conn: ConnId(1), msg },
+                    Err(e) => Input::Rejected { conn: ConnId(1), code: e.code, message: e.message },
+                };
+                h.input(input);
+                h.now += Duration::from_millis(5);
+            }
+            h.now += Duration::from_secs(20);
+            let out = h.msg(2, send("still here"));
+            let delivered = events(&out).iter().any(|e| matches!(e, ServerEvent::Message { .. }));
+            prop_assert!(delivered, "the watcher's message was not delivered");
+            prop_assert!(h.room.ended().is_none());
+        }
+    }
+}

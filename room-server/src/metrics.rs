@@ -1,0 +1,106 @@
+//! Prometheus metrics of one room server, in a registry owned by the server (no globals).
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric this room exports, named `rendezvous_room_<thing>_<unit>`.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Participants with a live connection.
+    pub participants: IntGauge,
+    /// WebSocket frames received from clients.
+    pub messages_in: IntCounter,
+    /// WebSocket frames written to clients.
+    pub messages_out: IntCounter,
+    pub bytes_in: IntCounter,
+    pub bytes_out: IntCounter,
+    /// Frames answered with an `error` event, by error code.
+    pub rejected_frames: IntCounterVec,
+    /// Connections the server closed, by reason (slow_consumer, kicked, ...).
+    pub disconnects: IntCounterVec,
+    /// From a frame's arrival (or a timer) to the resulting event written to a socket.
+    pub fanout_latency: Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let participants = IntGauge::new(
+            "rendezvous_room_participants",
+            "Participants with a live connection",
+        )
+        .expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let messages_in = counter("rendezvous_room_messages_in_total", "Frames received");
+        let messages_out = counter("rendezvous_room_messages_out_total", "Frames sent");
+        let bytes_in = counter("rendezvous_room_bytes_in_total", "Bytes of frames received");
+        let bytes_out = counter("rendezvous_room_bytes_out_total", "Bytes of frames sent");
+        let rejected_frames = IntCounterVec::new(
+            Opts::new(
+                "rendezvous_room_rejected_frames_total",
+                "Frames answered with an error event",
+            ),
+            &["code"],
+        )
+        .expect("valid metric");
+        let disconnects = IntCounterVec::new(
+            Opts::new(
+                "rendezvous_room_disconnects_total",
+                "Connections closed by the server",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let fanout_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "rendezvous_room_fanout_latency_seconds",
+                "Time from an input reaching the room to its event written to a socket",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(participants.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(messages_in.clone()),
+            Box::new(messages_out.clone()),
+            Box::new(bytes_in.clone()),
+            Box::new(bytes_out.clone()),
+            Box::new(rejected_frames.clone()),
+            Box::new(disconnects.clone()),
+            Box::new(fanout_latency.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        Self {
+            registry,
+            participants,
+            messages_in,
+            messages_out,
+            bytes_in,
+            bytes_out,
+            rejected_frames,
+            disconnects,
+            fanout_latency,
+        }
+    }
+
+    /// The text exposition format for `/metrics`.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("encoding to a Vec cannot fail");
+        String::from_utf8(buf).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

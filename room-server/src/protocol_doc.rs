@@ -1,0 +1,401 @@
+//! Generates the reference half of `docs/protocol.md` from the protocol types, so
+//! the document cannot drift: a test compares the file with [`render`] and
+//! `UPDATE_PROTOCOL_DOC=1 cargo test -p rendezvous-room` rewrites it.
+
+use rendezvous_api::Grants;
+
+use crate::protocol::{
+    close_code, ChatMessage, ClientMessage, CloseReason, Envelope, ErrorCode, LeaveReason, Limits,
+    Participant, Reaction, Receipt, ServerEvent, Welcome, PROTOCOL_VERSION,
+};
+
+/// Markers around the generated part of `docs/protocol.md`.
+pub const BEGIN: &str =
+    "<!-- BEGIN GENERATED: do not edit; UPDATE_PROTOCOL_DOC=1 cargo test -p rendezvous-room -->";
+pub const END: &str = "<!-- END GENERATED -->";
+
+/// What each client message is for (an exhaustive match: a new variant needs a line).
+fn client_doc(msg: &ClientMessage) -> &'static str {
+    match msg {
+        ClientMessage::Hello { .. } => "First frame on every connection. `resumeFrom` (optional) is the last `seq` seen before a reconnect.",
+        ClientMessage::Send { .. } => "Post a chat message (grant `chat`; counts against the rate limit). `clientId` (≤ 64 chars) is echoed in the resulting `message` or `error`.",
+        ClientMessage::Edit { .. } => "Replace the text of your own message while it is in the backlog.",
+        ClientMessage::Delete { .. } => "Delete your own message.",
+        ClientMessage::React { .. } => "Add a reaction, or take it back with `remove: true`. At most 32 distinct emoji per message.",
+        ClientMessage::Typing { .. } => "Typing started (`true`, repeat while typing) or stopped. Only changes are broadcast; it expires by itself after the typing timeout.",
+        ClientMessage::Read { .. } => "Mark everything up to `upTo` (a `seq`) as read. Receipts only move forward.",
+        ClientMessage::Kick { .. } => "Moderator: remove a participant (closed with 4010) and ban them from rejoining this room.",
+        ClientMessage::Mute { .. } => "Moderator: stop (or allow again) a participant's `send`, `edit`, `react` and `typing`.",
+        ClientMessage::Lock { .. } => "Moderator: refuse new participants (4006); people within their grace period may still return.",
+        ClientMessage::EndRoom {} => "Moderator: end the room for everyone (`room_closed` with reason `ended`).",
+        ClientMessage::Leave {} => "Leave at once, with no reconnect grace period (same as closing with code 1000).",
+    }
+}
+
+/// What each server event means (an exhaustive match: a new variant needs a line).
+fn server_doc(event: &ServerEvent) -> &'static str {
+    match event {
+        ServerEvent::Welcome(_) => "Reply to `hello`. A fresh join gets the backlog; a resume with every event still held gets `resumed: true` and the events after `resumeFrom` in `missed` (and an empty backlog).",
+        ServerEvent::Joined { .. } => "A new participant (also sent to the joiner, after its `welcome`).",
+        ServerEvent::Disconnected { .. } => "A participant's connection dropped; their grace period started.",
+        ServerEvent::Reconnected { .. } => "A participant came back within the grace period.",
+        ServerEvent::Left { .. } => "A participant is gone: `left`, `timeout` (grace expired) or `kicked`.",
+        ServerEvent::Message { .. } => "A chat message; `id` equals this event's `seq`.",
+        ServerEvent::Edited { .. } => "A message's new text.",
+        ServerEvent::Deleted { .. } => "A message was deleted.",
+        ServerEvent::Reacted { .. } => "A reaction was added or removed.",
+        ServerEvent::Typing { .. } => "Typing started or stopped (also when it expired or a message was sent). Not replayed on resume.",
+        ServerEvent::Read { .. } => "A read receipt moved forward.",
+        ServerEvent::Muted { .. } => "A moderator muted or unmuted someone.",
+        ServerEvent::Locked { .. } => "A moderator locked or unlocked the room.",
+        ServerEvent::RoomClosed { .. } => "The room ended: `ended`, `closed`, `idle`, `lifetime` or `shutdown`. The socket closes next with 1000.",
+        ServerEvent::Error { .. } => "A frame was refused; the connection stays open. See the error codes below.",
+    }
+}
+
+fn error_doc(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::Malformed => "not JSON, an unknown `type`, or missing/mistyped fields",
+        ErrorCode::FrameTooLarge => "frame over `limits.maxFrameBytes` (over 4× that the socket closes with 1009)",
+        ErrorCode::InvalidText => "empty text, text over `limits.maxTextChars`, or a bad emoji",
+        ErrorCode::RateLimited => "token bucket empty: `rateLimitMessages` chat frames per `rateLimitWindowMs` (5× that for other frames)",
+        ErrorCode::Forbidden => "the token lacks the grant (`chat` for chat and typing, `moderate` for moderation)",
+        ErrorCode::Muted => "a moderator muted you",
+        ErrorCode::NotFound => "no such message in the backlog, or no such participant",
+        ErrorCode::NotYours => "you may only edit or delete your own messages",
+        ErrorCode::UnexpectedMessage => "a second `hello`, or kicking yourself",
+        ErrorCode::NotImplemented => "a type reserved for WebRTC signalling",
+        ErrorCode::LimitReached => "too many distinct reactions on one message",
+    }
+}
+
+const ERROR_CODES: &[ErrorCode] = &[
+    ErrorCode::Malformed,
+    ErrorCode::FrameTooLarge,
+    ErrorCode::InvalidText,
+    ErrorCode::RateLimited,
+    ErrorCode::Forbidden,
+    ErrorCode::Muted,
+    ErrorCode::NotFound,
+    ErrorCode::NotYours,
+    ErrorCode::UnexpectedMessage,
+    ErrorCode::NotImplemented,
+    ErrorCode::LimitReached,
+];
+
+const CLOSE_CODES: &[(u16, &str, &str)] = &[
+    (
+        close_code::NORMAL,
+        "room_closed / left",
+        "the room ended (after `room_closed`), or you left",
+    ),
+    (
+        close_code::TOO_BIG,
+        "(transport)",
+        "a frame over 4× `maxFrameBytes`",
+    ),
+    (
+        close_code::INTERNAL,
+        "keys_unavailable",
+        "the server could not fetch verifying keys",
+    ),
+    (
+        close_code::INVALID_TOKEN,
+        "missing_token / invalid_token",
+        "no token, or bad signature, unknown key, wrong issuer or audience, malformed",
+    ),
+    (
+        close_code::TOKEN_EXPIRED,
+        "token_expired",
+        "the token has expired",
+    ),
+    (
+        close_code::WRONG_ROOM,
+        "wrong_room",
+        "the token is for another room",
+    ),
+    (
+        close_code::MISSING_GRANT,
+        "missing_grant",
+        "none of `chat`, `subscribe`, `moderate`",
+    ),
+    (
+        close_code::ROOM_FULL,
+        "room_full",
+        "the participant cap is reached",
+    ),
+    (
+        close_code::ROOM_LOCKED,
+        "room_locked",
+        "a moderator locked the room",
+    ),
+    (
+        close_code::BANNED,
+        "banned",
+        "you were kicked from this room",
+    ),
+    (
+        close_code::HELLO_REQUIRED,
+        "hello_required",
+        "the first frame was not `hello`, or it did not come within the hello timeout",
+    ),
+    (
+        close_code::UNSUPPORTED_VERSION,
+        "unsupported_version",
+        "`hello.protocolVersion` is not supported",
+    ),
+    (close_code::KICKED, "kicked", "a moderator kicked you"),
+    (
+        close_code::SLOW_CONSUMER,
+        "slow_consumer",
+        "your outbound queue overflowed; reconnect and resume",
+    ),
+    (
+        close_code::REPLACED,
+        "replaced",
+        "you connected again elsewhere",
+    ),
+];
+
+fn mk_participant(id: &str, moderator: bool) -> Participant {
+    Participant {
+        id: id.into(),
+        name: id.to_uppercase(),
+        moderator,
+        muted: false,
+        connected: true,
+    }
+}
+
+fn client_examples() -> Vec<ClientMessage> {
+    vec![
+        ClientMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            resume_from: Some(41),
+        },
+        ClientMessage::Send {
+            text: "hello!".into(),
+            client_id: Some("c-7".into()),
+        },
+        ClientMessage::Edit {
+            message_id: 42,
+            text: "hello, all!".into(),
+        },
+        ClientMessage::Delete { message_id: 42 },
+        ClientMessage::React {
+            message_id: 42,
+            emoji: "👍".into(),
+            remove: false,
+        },
+        ClientMessage::Typing { typing: true },
+        ClientMessage::Read { up_to: 42 },
+        ClientMessage::Kick {
+            participant_id: "u2".into(),
+            reason: Some("spam".into()),
+        },
+        ClientMessage::Mute {
+            participant_id: "u2".into(),
+            muted: true,
+        },
+        ClientMessage::Lock { locked: true },
+        ClientMessage::EndRoom {},
+        ClientMessage::Leave {},
+    ]
+}
+
+fn server_examples() -> Vec<ServerEvent> {
+    let grants = Grants::creator();
+    let welcome = Welcome {
+        protocol_version: PROTOCOL_VERSION,
+        room_id: "r1".into(),
+        you: "u1".into(),
+        participants: vec![
+            mk_participant("u1", grants.moderate),
+            mk_participant("u2", false),
+        ],
+        backlog: vec![ChatMessage {
+            id: 42,
+            ts: 1_700_000_000_000,
+            from: "u2".into(),
+            text: "hi".into(),
+            edited: false,
+            reactions: vec![Reaction {
+                emoji: "👍".into(),
+                participants: vec!["u1".into()],
+            }],
+        }],
+        receipts: vec![Receipt {
+            participant_id: "u2".into(),
+            up_to: 42,
+        }],
+        locked: false,
+        resumed: false,
+        missed: vec![],
+        limits: Limits {
+            max_text_chars: 4000,
+            max_frame_bytes: 16384,
+            rate_limit_messages: 10,
+            rate_limit_window_ms: 10_000,
+        },
+    };
+    vec![
+        ServerEvent::Welcome(Box::new(welcome)),
+        ServerEvent::Joined {
+            participant: mk_participant("u3", false),
+        },
+        ServerEvent::Disconnected {
+            participant_id: "u3".into(),
+        },
+        ServerEvent::Reconnected {
+            participant_id: "u3".into(),
+        },
+        ServerEvent::Left {
+            participant_id: "u3".into(),
+            reason: LeaveReason::Timeout,
+        },
+        ServerEvent::Message {
+            id: 43,
+            from: "u1".into(),
+            text: "hello!".into(),
+            client_id: Some("c-7".into()),
+        },
+        ServerEvent::Edited {
+            message_id: 43,
+            text: "hello, all!".into(),
+        },
+        ServerEvent::Deleted { message_id: 43 },
+        ServerEvent::Reacted {
+            message_id: 42,
+            participant_id: "u1".into(),
+            emoji: "👍".into(),
+            removed: false,
+        },
+        ServerEvent::Typing {
+            participant_id: "u2".into(),
+            typing: true,
+        },
+        ServerEvent::Read {
+            participant_id: "u2".into(),
+            up_to: 43,
+        },
+        ServerEvent::Muted {
+            participant_id: "u2".into(),
+            muted: true,
+            by: "u1".into(),
+        },
+        ServerEvent::Locked {
+            locked: true,
+            by: "u1".into(),
+        },
+        ServerEvent::RoomClosed {
+            reason: CloseReason::Ended,
+        },
+        ServerEvent::Error {
+            code: ErrorCode::RateLimited,
+            message: "rate limit exceeded; `send` was dropped".into(),
+            client_id: Some("c-8".into()),
+        },
+    ]
+}
+
+fn json_block(value: &impl serde::Serialize) -> String {
+    let pretty = serde_json::to_string_pretty(value).expect("examples serialize");
+    format!("```json\n{pretty}\n```\n")
+}
+
+fn type_of(value: &impl serde::Serialize) -> String {
+    let v = serde_json::to_value(value).expect("examples serialize");
+    v["type"].as_str().unwrap_or("?").to_owned()
+}
+
+/// The generated part of `docs/protocol.md`, markers included.
+pub fn render() -> String {
+    let mut out = format!("{BEGIN}\n\n## Client → server messages\n\n");
+    for msg in client_examples() {
+        let kind = type_of(&msg);
+        out += &format!(
+            "### `{kind}`\n\n{}\n\n{}\n",
+            client_doc(&msg),
+            json_block(&msg)
+        );
+    }
+    out += "## Server → client events\n\nEvery event carries `seq` and `ts` (shown once here, on `welcome`).\n\n";
+    for (i, event) in server_examples().into_iter().enumerate() {
+        let kind = type_of(&event);
+        let doc = server_doc(&event);
+        let block = if i == 0 {
+            json_block(&Envelope {
+                seq: 44,
+                ts: 1_700_000_000_123,
+                event,
+            })
+        } else {
+            json_block(&event)
+        };
+        out += &format!("### `{kind}`\n\n{doc}\n\n{block}\n");
+    }
+    out += "## Error codes (`error.code`)\n\n| code | meaning |\n|---|---|\n";
+    for code in ERROR_CODES {
+        out += &format!("| `{}` | {} |\n", code.as_str(), error_doc(*code));
+    }
+    out += "\n## Close codes\n\n| code | reason | when |\n|---|---|---|\n";
+    for (code, reason, when) in CLOSE_CODES {
+        out += &format!("| {code} | `{reason}` | {when} |\n");
+    }
+    out += &format!("\n{END}\n");
+    out
+}
+
+/// Replace the generated part of a document with a fresh [`render`].
+pub fn splice(doc: &str) -> Option<String> {
+    let start = doc.find(BEGIN)?;
+    let end = doc.find(END)? + END.len();
+    let rest = doc[end..].strip_prefix('\n').unwrap_or(&doc[end..]);
+    Some(format!("{}{}{}", &doc[..start], render(), rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_doc_is_in_step_with_the_types() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/protocol.md");
+        let doc = std::fs::read_to_string(path).expect("docs/protocol.md exists");
+        let fresh = splice(&doc).expect("docs/protocol.md has the generated markers");
+        if std::env::var_os("UPDATE_PROTOCOL_DOC").is_some() {
+            std::fs::write(path, &fresh).expect("write docs/protocol.md");
+            return;
+        }
+        assert!(
+            doc == fresh,
+            "docs/protocol.md is stale: run UPDATE_PROTOCOL_DOC=1 cargo test -p rendezvous-room"
+        );
+    }
+
+    #[test]
+    fn every_example_round_trips_and_types_are_unique() {
+        let mut kinds = std::collections::HashSet::new();
+        for msg in client_examples() {
+            assert!(kinds.insert(type_of(&msg)));
+            assert_eq!(
+                crate::protocol::parse_client_message(&msg.to_json()),
+                Ok(msg)
+            );
+        }
+        kinds.clear();
+        for event in server_examples() {
+            assert!(kinds.insert(type_of(&event)));
+            let env = Envelope {
+                seq: 1,
+                ts: 2,
+                event,
+            };
+            assert_eq!(
+                serde_json::from_str::<Envelope>(&env.to_json()).unwrap(),
+                env
+            );
+        }
+        assert_eq!(ERROR_CODES.len(), 11);
+    }
+}

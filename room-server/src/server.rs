@@ -1,0 +1,186 @@
+//! Start-up and shutdown: bind, announce the port, run the room, drain, return.
+//!
+//! Data flow: HTTP handlers and connection tasks → bounded channel → the room task
+//! ([`crate::actor`]) → per-connection bounded outboxes → connection writers.
+
+use std::future::{Future, IntoFuture};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rendezvous_api::JwkSet;
+use rendezvous_auth::{Expect, KeySet, Verifier};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+
+use crate::actor::{self, ACTOR_QUEUE};
+use crate::core::Room;
+use crate::http::{app, AppState, Occupancy, Shared};
+use crate::metrics::Metrics;
+use crate::protocol::CloseReason;
+use crate::{Args, Error, Result};
+
+/// How long connections get to flush `room_closed` and close after the room ends.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A bound room server that has not started serving yet.
+pub struct Server {
+    args: Args,
+    listener: TcpListener,
+    verifier: Verifier,
+}
+
+impl Server {
+    /// Check the configuration and bind the listening socket.
+    pub async fn bind(args: Args) -> Result<Self> {
+        let expect = Expect::new(args.token_issuer.clone(), args.token_audience.clone());
+        let verifier = match (&args.token_jwks, &args.token_jwks_url) {
+            (Some(jwks), _) => {
+                let set: JwkSet =
+                    serde_json::from_str(jwks).map_err(|e| Error::Jwks(e.to_string()))?;
+                let keys = KeySet::from_jwks(&set).map_err(|e| Error::Jwks(e.to_string()))?;
+                Verifier::with_keys(keys, expect)
+            }
+            (None, Some(url)) => Verifier::from_jwks_url(url.clone(), expect),
+            (None, None) => return Err(Error::NoKeys),
+        };
+        let listener = TcpListener::bind(args.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: args.listen,
+                source,
+            })?;
+        Ok(Self {
+            args,
+            listener,
+            verifier,
+        })
+    }
+
+    /// The address actually bound (the port when `--listen` used port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has an address")
+    }
+
+    /// Serve until the room ends (closed, ended, idle, lifetime or `shutdown`);
+    /// returns why it ended once every connection has been closed.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<CloseReason> {
+        let Server {
+            args,
+            listener,
+            verifier,
+        } = self;
+        let metrics = Metrics::new();
+        let (tx, rx) = mpsc::channel(ACTOR_QUEUE);
+        // Capacity 1: nobody ever sends; only the closing of the channel matters.
+        let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+        let occupancy = Arc::new(Occupancy::new(args.max_participants));
+        let state = AppState::new(Shared {
+            room_id: args.room_id.clone(),
+            verifier,
+            actor: tx,
+            metrics: metrics.clone(),
+            next_conn: AtomicU64::new(1),
+            ready: AtomicBool::new(true),
+            hello_timeout: args.hello_timeout,
+            outbox_frames: args.outbox_frames,
+            max_frame_bytes: args.max_frame_bytes,
+            occupancy: occupancy.clone(),
+            _alive: alive_tx,
+        });
+        let room = Room::new(args.room_config(), Instant::now(), unix_ms());
+        let span = tracing::info_span!("room", room_id = %args.room_id);
+        let mut actor =
+            tokio::spawn(actor::run(room, rx, metrics, occupancy, shutdown).instrument(span));
+
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server = axum::serve(listener, app(state.clone()))
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .into_future();
+        let mut server = tokio::spawn(server);
+
+        let ended = tokio::select! {
+            reason = &mut actor => reason.map_err(|e| Error::Task(e.to_string())),
+            res = &mut server => {
+                // The listener died: the room cannot take anyone; end it.
+                let err = match res {
+                    Ok(Ok(())) => Error::Task("the HTTP server stopped".into()),
+                    Ok(Err(e)) => Error::Serve(e),
+                    Err(e) => Error::Task(e.to_string()),
+                };
+                actor.abort();
+                return Err(err);
+            }
+        };
+        state.set_ready(false);
+        let _ = stop_tx.send(());
+        drop(state);
+        match tokio::time::timeout(DRAIN_TIMEOUT, server).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(e))) => return Err(Error::Serve(e)),
+            Ok(Err(e)) => return Err(Error::Task(e.to_string())),
+            Err(_) => tracing::warn!("HTTP server did not stop in time"),
+        }
+        if tokio::time::timeout(DRAIN_TIMEOUT, alive_rx.recv())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connections did not close in time");
+        }
+        ended
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Run one room: bind, print `{"event":"listening","addr":"IP:PORT"}` on stdout,
+/// serve until the room ends for any reason, and return.
+pub async fn run(args: Args, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    let server = Server::bind(args).await?;
+    let line = serde_json::json!({ "event": "listening", "addr": server.local_addr().to_string() });
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{line}").map_err(Error::Serve)?;
+        out.flush().map_err(Error::Serve)?;
+    }
+    let reason = server.serve(shutdown).await?;
+    tracing::info!(?reason, "room server exiting");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C: the shutdown future the CLI passes to [`run`].
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,182 @@
+//! Who gets in: token checks, caps, locks and the hello handshake.
+
+use rendezvous_api::Grants;
+use rendezvous_auth::{now_unix, SigningKey};
+use rendezvous_room::client::{ClientError, ConnectOptions, RoomClient};
+use rendezvous_room::protocol::close_code;
+
+use crate::common::*;
+
+fn refused(result: Result<RoomClient, ClientError>) -> (u16, String) {
+    match result {
+        Err(ClientError::Refused { code, reason }) => (code, reason),
+        Ok(_) => panic!("admitted"),
+        Err(e) => panic!("unexpected error: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn refuses_bad_tokens_with_distinct_close_codes() {
+    let room = TestRoom::start().await;
+
+    let (code, reason) = refused(room.try_join(String::new()).await);
+    assert_eq!(
+        (code, reason.as_str()),
+        (close_code::INVALID_TOKEN, "missing_token")
+    );
+
+    let (code, _) = refused(room.try_join("not.a.jwt".into()).await);
+    assert_eq!(code, close_code::INVALID_TOKEN);
+
+    let other = SigningKey::generate().unwrap();
+    let now = now_unix();
+    let forged = other
+        .sign(&rendezvous_api::RoomClaims {
+            sub: "eve".into(),
+            name: "Eve".into(),
+            room: ROOM.into(),
+            grants: Grants::creator(),
+            iat: now,
+            exp: now + 60,
+            iss: "rendezvous-router".into(),
+            aud: "rendezvous-room".into(),
+        })
+        .unwrap();
+    let (code, reason) = refused(room.try_join(forged).await);
+    assert_eq!(
+        (code, reason.as_str()),
+        (close_code::INVALID_TOKEN, "invalid_token")
+    );
+
+    let expired = room.token_with("a", Grants::participant(), |c| {
+        c.iat -= 600;
+        c.exp = now_unix() - 60;
+    });
+    let (code, reason) = refused(room.try_join(expired).await);
+    assert_eq!(
+        (code, reason.as_str()),
+        (close_code::TOKEN_EXPIRED, "token_expired")
+    );
+
+    let wrong_room = room.token_with("a", Grants::participant(), |c| c.room = "r2".into());
+    let (code, reason) = refused(room.try_join(wrong_room).await);
+    assert_eq!(
+        (code, reason.as_str()),
+        (close_code::WRONG_ROOM, "wrong_room")
+    );
+
+    let wrong_aud = room.token_with("a", Grants::participant(), |c| c.aud = "other".into());
+    assert_eq!(
+        refused(room.try_join(wrong_aud).await).0,
+        close_code::INVALID_TOKEN
+    );
+
+    let no_grants = room.token_with("a", Grants::default(), |_| {});
+    let (code, reason) = refused(room.try_join(no_grants).await);
+    assert_eq!(
+        (code, reason.as_str()),
+        (close_code::MISSING_GRANT, "missing_grant")
+    );
+}
+
+#[tokio::test]
+async fn token_in_query_string_is_accepted() {
+    let room = TestRoom::start().await;
+    let mut opts = ConnectOptions::new(room.url(), room.token("a"));
+    opts.token_in_query = true;
+    let client = within(RoomClient::connect_with(opts))
+        .await
+        .expect("admitted");
+    assert_eq!(client.welcome().you, "a");
+    assert_eq!(client.welcome().room_id, ROOM);
+}
+
+#[tokio::test]
+async fn participant_cap_refuses_new_people_but_not_returning_ones() {
+    let room = TestRoom::start_with(|a| a.max_participants = 2).await;
+    let _a = room.join("a").await;
+    let b = room.join("b").await;
+    let (code, reason) = refused(room.try_join(room.token("c")).await);
+    assert_eq!(
+        (code, reason.as_str()),
+        (close_code::ROOM_FULL, "room_full")
+    );
+    // b's connection drops; b keeps the seat and may come back.
+    b.drop_connection();
+    let b2 = within(room.try_join(room.token("b")))
+        .await
+        .expect("b returns");
+    assert_eq!(b2.welcome().participants.len(), 2);
+}
+
+#[tokio::test]
+async fn plain_http_to_ws_gets_a_json_error() {
+    let room = TestRoom::start().await;
+    let res = reqwest::get(room.http("/ws")).await.unwrap();
+    assert!(res.status().is_client_error());
+    let body: rendezvous_api::ErrorBody = res.json().await.unwrap();
+    assert_eq!(body.error.code, "websocket_required");
+}
+
+#[tokio::test]
+async fn first_frame_must_be_a_supported_hello() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let room = TestRoom::start().await;
+    for (first, want) in [
+        (r#"{"type":"send","text":"hi"}"#, close_code::HELLO_REQUIRED),
+        (
+            r#"{"type":"hello","protocolVersion":99}"#,
+            close_code::UNSUPPORTED_VERSION,
+        ),
+    ] {
+        let url = format!("{}?token={}", room.url(), room.token("a"));
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        ws.send(Message::text(first)).await.unwrap();
+        let code = within(async {
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Close(Some(f)))) => return u16::from(f.code),
+                    Some(Ok(_)) => continue,
+                    other => panic!("{other:?}"),
+                }
+            }
+        })
+        .await;
+        assert_eq!(code, want);
+    }
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_after_the_hello_timeout() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let room =
+        TestRoom::start_with(|a| a.hello_timeout = std::time::Duration::from_millis(100)).await;
+    let url = format!("{}?token={}", room.url(), room.token("a"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let frame = within(ws.next()).await;
+    match frame {
+        Some(Ok(Message::Close(Some(f)))) => {
+            assert_eq!(u16::from(f.code), close_code::HELLO_REQUIRED)
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn connecting_again_replaces_the_old_connection() {
+    let room = TestRoom::start().await;
+    let mut first = room.join("a").await;
+    let mut other = room.join("b").await;
+    let second = room.join("a").await;
+    let (code, reason) = expect_close(&mut first).await;
+    assert_eq!((code, reason.as_str()), (close_code::REPLACED, "replaced"));
+    assert_eq!(second.welcome().participants.len(), 2);
+    expect_event(&mut other, |e| {
+        matches!(e, rendezvous_room::protocol::ServerEvent::Reconnected { participant_id } if participant_id == "a")
+    })
+    .await;
+}

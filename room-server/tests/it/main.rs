@@ -1,0 +1,10 @@
+//! Room server tests with real WebSocket clients against an in-process server.
+
+mod admission;
+mod chat;
+mod common;
+mod fuzz;
+mod lifecycle;
+mod limits;
+mod moderation;
+mod presence;
