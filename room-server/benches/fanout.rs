@@ -8,12 +8,13 @@
 //! Server and clients share the machine's cores, so wall-clock figures are a
 //! floor; deliveries per server CPU-second isolate the server's cost.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rendezvous_api::{Grants, JwkSet, RoomClaims};
 use rendezvous_auth::{now_unix, SigningKey};
-use rendezvous_room::client::{ConnectOptions, Incoming, RoomClient};
+use rendezvous_room::client::{ConnectOptions, FrameObserver, RoomClient};
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
@@ -70,27 +71,22 @@ async fn run(participants: usize, messages: usize, rate: Option<f64>) -> Outcome
         ],
     );
     let url = format!("ws://{}/ws", room.addr);
+    // Receivers record latency on their reader task (no queue, no extra task).
+    let delivered = Arc::new(AtomicUsize::new(0));
     let mut receivers = Vec::new();
+    let mut clients = Vec::new();
     for i in 0..participants {
+        let latencies = Arc::new(Mutex::new(Vec::with_capacity(messages)));
+        let (l, d) = (latencies.clone(), delivered.clone());
         let mut opts = ConnectOptions::new(url.clone(), token(&key, &format!("p{i}")));
-        opts.parse = false;
-        opts.event_buffer = 4096;
-        let mut client = RoomClient::connect_with(opts).await.unwrap();
-        receivers.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(messages);
-            while latencies.len() < messages {
-                match client.recv().await {
-                    Some(Incoming::Frame(f)) => {
-                        if let Some(sent) = sent_ns(&f) {
-                            latencies.push(now_ns().saturating_sub(sent));
-                        }
-                    }
-                    Some(_) => {}
-                    None => break,
-                }
+        opts.observer = Some(FrameObserver(Arc::new(move |frame: &str| {
+            if let Some(sent) = sent_ns(frame) {
+                l.lock().unwrap().push(now_ns().saturating_sub(sent));
+                d.fetch_add(1, Ordering::Relaxed);
             }
-            latencies
-        }));
+        })));
+        clients.push(RoomClient::connect_with(opts).await.unwrap());
+        receivers.push(latencies);
     }
     let mut opts = ConnectOptions::new(url.clone(), token(&key, "talker"));
     opts.parse = false;
@@ -113,18 +109,21 @@ async fn run(participants: usize, messages: usize, rate: Option<f64>) -> Outcome
         }
         talker
     });
-    let mut all = Vec::with_capacity(messages * participants);
-    for r in receivers {
-        match tokio::time::timeout(Duration::from_secs(120), r).await {
-            Ok(Ok(l)) => all.extend(l),
-            _ => eprintln!("a receiver did not finish"),
-        }
+    let expected = messages * participants;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while delivered.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let elapsed = start.elapsed();
     let server_cpu = room.cpu_secs() - cpu_before;
     let peak_rss_kib = room.status_kib("VmHWM:");
     let _ = talking.await;
+    drop(clients);
     room.stop();
+    let mut all = Vec::with_capacity(expected);
+    for r in receivers {
+        all.extend(r.lock().unwrap().iter().copied());
+    }
     all.sort_unstable();
     let pct = |p: f64| {
         let i = ((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1));

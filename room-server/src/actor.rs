@@ -78,19 +78,7 @@ pub(crate) async fn run(
                     ActorInput::Core(Input::Close { reason: CloseReason::Shutdown }),
                     Instant::now(),
                 ));
-                let input = match input {
-                    ActorInput::Join { conn, identity, resume_from, handle } => {
-                        conns.insert(conn, handle);
-                        Input::Join { conn, identity, resume_from }
-                    }
-                    ActorInput::Core(input) => {
-                        if let Input::Disconnected { conn, .. } = &input {
-                            conns.remove(conn);
-                        }
-                        input
-                    }
-                };
-                room.handle_input(input, Instant::now());
+                room.handle_input(route(input, &mut conns), Instant::now());
                 since
             }
             () = tokio::time::sleep_until(deadline.unwrap_or(far).into()), if deadline.is_some() => {
@@ -112,6 +100,31 @@ pub(crate) async fn run(
         if let Some(reason) = room.ended() {
             tracing::info!(?reason, "room ended");
             return reason;
+        }
+    }
+}
+
+/// Keep the shell's side of a connection (its handle) in step with the core.
+fn route(input: ActorInput, conns: &mut HashMap<ConnId, ConnHandle>) -> Input {
+    match input {
+        ActorInput::Join {
+            conn,
+            identity,
+            resume_from,
+            handle,
+        } => {
+            conns.insert(conn, handle);
+            Input::Join {
+                conn,
+                identity,
+                resume_from,
+            }
+        }
+        ActorInput::Core(input) => {
+            if let Input::Disconnected { conn, .. } = &input {
+                conns.remove(conn);
+            }
+            input
         }
     }
 }

@@ -63,6 +63,20 @@ pub struct ConnectOptions {
     pub event_buffer: usize,
     /// Parse frames into [`Incoming::Event`]; false yields [`Incoming::Frame`].
     pub parse: bool,
+    /// Hand every text frame to this callback on the reader task instead of
+    /// queueing it (load generators: no copy, no channel, no extra task wake).
+    /// Only the final [`Incoming::Closed`] is still queued.
+    pub observer: Option<FrameObserver>,
+}
+
+/// A callback that sees each text frame as it arrives.
+#[derive(Clone)]
+pub struct FrameObserver(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for FrameObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FrameObserver")
+    }
 }
 
 impl ConnectOptions {
@@ -74,6 +88,7 @@ impl ConnectOptions {
             resume_from: None,
             event_buffer: DEFAULT_EVENT_BUFFER,
             parse: true,
+            observer: None,
         }
     }
 }
@@ -143,10 +158,17 @@ impl RoomClient {
         let (event_tx, events) = mpsc::channel(opts.event_buffer.max(1));
         let (commands, mut command_rx) = mpsc::channel::<Message>(COMMAND_BUFFER);
         let parse = opts.parse;
+        let observer = opts.observer.clone();
         let reader = tokio::spawn(async move {
             let mut closed = None;
             while let Some(msg) = stream.next().await {
                 let item = match msg {
+                    Ok(Message::Text(text)) if observer.is_some() => {
+                        if let Some(FrameObserver(f)) = &observer {
+                            f(&text);
+                        }
+                        continue;
+                    }
                     Ok(Message::Text(text)) if parse => match serde_json::from_str(&text) {
                         Ok(env) => Incoming::Event(env),
                         Err(e) => {

@@ -26,6 +26,11 @@ use crate::core::{ConnId, Identity, Input};
 use crate::metrics::Metrics;
 use crate::protocol::{close_code, CloseReason};
 
+/// Per-socket read buffer: a few typical frames.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Per-socket write batching: frames are written once this much is queued or on flush.
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
+
 /// The one shared context of the HTTP handlers and connection tasks.
 #[derive(Clone)]
 pub(crate) struct AppState {
@@ -246,6 +251,10 @@ async fn ws(
     upgrade
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
+        // tungstenite's 128 KiB defaults cost ~250 KiB per idle socket; chat frames
+        // are small, and the buffers still grow for the rare large one.
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| async move {
             match admission {
                 Ok(identity) => crate::conn::serve(socket, state, identity).await,

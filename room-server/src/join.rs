@@ -2,6 +2,7 @@
 //! (or `/commands`); room events are printed one per line on stdout.
 
 use std::collections::HashMap;
+use std::io::Write;
 
 use tokio::sync::mpsc;
 
@@ -30,37 +31,7 @@ pub struct JoinArgs {
 
 /// Join, chat until stdin ends or the room closes, then leave.
 pub async fn run_join(args: JoinArgs) -> anyhow::Result<()> {
-    let mut client = RoomClient::connect(&args.url, &args.token).await?;
-    let mut names: HashMap<String, String> = HashMap::new();
-    let welcome = client.welcome().clone();
-    for p in &welcome.participants {
-        names.insert(p.id.clone(), p.name.clone());
-    }
-    if args.json {
-        let env = Envelope {
-            seq: client.welcome_seq(),
-            ts: 0,
-            event: ServerEvent::Welcome(Box::new(welcome)),
-        };
-        println!("{}", env.to_json());
-    } else {
-        let who: Vec<&str> = welcome
-            .participants
-            .iter()
-            .map(|p| p.name.as_str())
-            .collect();
-        println!(
-            "* joined room {} as {} — here: {}",
-            welcome.room_id,
-            welcome.you,
-            who.join(", ")
-        );
-        for m in &welcome.backlog {
-            println!("[{}] {}: {}", m.id, name_of(&names, &m.from), m.text);
-        }
-    }
-
-    let (line_tx, mut lines) = mpsc::channel::<String>(STDIN_BUFFER);
+    let (line_tx, lines) = mpsc::channel::<String>(STDIN_BUFFER);
     // Blocking stdin on its own thread: the runtime has no async stdin here.
     std::thread::spawn(move || {
         for line in std::io::stdin().lines() {
@@ -70,7 +41,18 @@ pub async fn run_join(args: JoinArgs) -> anyhow::Result<()> {
             }
         }
     });
+    run_join_with(args, lines, std::io::stdout()).await
+}
 
+/// [`run_join`] with the input lines and the output given (tests drive this).
+pub async fn run_join_with(
+    args: JoinArgs,
+    mut lines: mpsc::Receiver<String>,
+    mut out: impl Write + Send,
+) -> anyhow::Result<()> {
+    let mut client = RoomClient::connect(&args.url, &args.token).await?;
+    let mut names: HashMap<String, String> = HashMap::new();
+    print_welcome(&client, args.json, &mut names, &mut out)?;
     loop {
         tokio::select! {
             line = lines.recv() => {
@@ -84,23 +66,61 @@ pub async fn run_join(args: JoinArgs) -> anyhow::Result<()> {
                     Err(help) => eprintln!("{help}"),
                 }
             }
-            item = client.recv() => match item {
-                Some(Incoming::Event(env)) => {
-                    if args.json {
-                        println!("{}", env.to_json());
-                    } else if let Some(line) = format_event(&env, &mut names) {
-                        println!("{line}");
+            item = client.recv() => {
+                match item {
+                    Some(Incoming::Event(env)) if args.json => writeln!(out, "{}", env.to_json())?,
+                    Some(Incoming::Event(env)) => {
+                        if let Some(line) = format_event(&env, &mut names) {
+                            writeln!(out, "{line}")?;
+                        }
                     }
+                    Some(Incoming::Frame(text)) => writeln!(out, "{text}")?,
+                    Some(Incoming::Closed { code, reason }) => {
+                        writeln!(out, "* connection closed: {code} {reason}")?;
+                        return Ok(());
+                    }
+                    None => return Ok(()),
                 }
-                Some(Incoming::Frame(text)) => println!("{text}"),
-                Some(Incoming::Closed { code, reason }) => {
-                    println!("* connection closed: {code} {reason}");
-                    return Ok(());
-                }
-                None => return Ok(()),
+                out.flush()?;
             }
         }
     }
+}
+
+fn print_welcome(
+    client: &RoomClient,
+    json: bool,
+    names: &mut HashMap<String, String>,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let welcome = client.welcome();
+    for p in &welcome.participants {
+        names.insert(p.id.clone(), p.name.clone());
+    }
+    if json {
+        let env = Envelope {
+            seq: client.welcome_seq(),
+            ts: 0,
+            event: ServerEvent::Welcome(Box::new(welcome.clone())),
+        };
+        writeln!(out, "{}", env.to_json())?;
+    } else {
+        let who: Vec<&str> = welcome
+            .participants
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        let (room, you) = (&welcome.room_id, &welcome.you);
+        writeln!(
+            out,
+            "* joined room {room} as {you} — here: {}",
+            who.join(", ")
+        )?;
+        for m in &welcome.backlog {
+            writeln!(out, "[{}] {}: {}", m.id, name_of(names, &m.from), m.text)?;
+        }
+    }
+    out.flush()
 }
 
 const HELP: &str = "commands: /edit ID TEXT, /delete ID, /react ID EMOJI, /unreact ID EMOJI, \

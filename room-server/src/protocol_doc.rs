@@ -91,7 +91,7 @@ const CLOSE_CODES: &[(u16, &str, &str)] = &[
     ),
     (
         close_code::TOO_BIG,
-        "(transport)",
+        "frame_too_large",
         "a frame over 4× `maxFrameBytes`",
     ),
     (

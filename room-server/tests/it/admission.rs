@@ -180,3 +180,28 @@ async fn connecting_again_replaces_the_old_connection() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn keys_can_come_from_a_jwks_url() {
+    use std::sync::{Arc, Mutex};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = Arc::new(Mutex::new(String::new()));
+    let body = served.clone();
+    let app = axum::Router::new().route(
+        "/jwks.json",
+        axum::routing::get(move || {
+            let jwks = body.lock().unwrap().clone();
+            async move { ([("content-type", "application/json")], jwks) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let room = TestRoom::start_with(|a| {
+        *served.lock().unwrap() = a.token_jwks.take().unwrap();
+        a.token_jwks_url = Some(format!("http://{addr}/jwks.json"));
+    })
+    .await;
+    let a = room.join("a").await;
+    assert_eq!(a.welcome().you, "a");
+}
