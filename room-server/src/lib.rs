@@ -26,4 +26,6 @@ mod server;
 
 pub use config::{parse_duration, Args};
 pub use error::{Error, Result};
-pub use server::{run, shutdown_signal, Server};
+/// Resolves on SIGTERM or Ctrl-C: the shutdown future to pass to [`run`].
+pub use rendezvous_service::shutdown_signal;
+pub use server::{run, Server};

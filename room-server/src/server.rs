@@ -162,25 +162,3 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()> + Send + 'static
     tracing::info!(?reason, "room server exiting");
     Ok(())
 }
-
-/// Resolves on SIGTERM or Ctrl-C: the shutdown future the CLI passes to [`run`].
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-}

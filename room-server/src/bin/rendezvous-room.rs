@@ -6,10 +6,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
+    rendezvous_service::init_tracing();
     let args = rendezvous_room::Args::parse();
     rendezvous_room::run(args, rendezvous_room::shutdown_signal()).await?;
     Ok(())
