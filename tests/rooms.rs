@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{alive, Up};
-use rendezvous_room::client::RoomClient;
+use rendezvous_room::client::{Incoming, RoomClient};
+use rendezvous_room::protocol::ClientMessage;
 use rendezvous_room::protocol::{Envelope, ServerEvent};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -61,6 +62,20 @@ async fn wait_for(c: &mut RoomClient, what: &str, pred: impl Fn(&Envelope) -> bo
         Ok(Err(e)) => panic!("waiting for {what}: {e}"),
         Err(_) => panic!("waiting for {what}: timed out"),
     }
+}
+
+/// The close code the client finally sees (through the router's proxy).
+async fn closed_with(c: &mut RoomClient) -> u16 {
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            match c.recv().await {
+                Some(Incoming::Closed { code, .. }) => return code,
+                Some(_) => continue,
+                None => return 0,
+            }
+        }
+    });
+    found.await.expect("the socket closes")
 }
 
 fn is_message(text: &'static str) -> impl Fn(&Envelope) -> bool {
@@ -275,8 +290,8 @@ async fn full_rooms_and_room_limits_are_clear_errors() {
     )
     .await;
     let invite = room["inviteUrl"].as_str().unwrap();
-    let _a = enter(&up, &ada, invite).await;
-    let _b = enter(&up, &bob, invite).await;
+    let a = enter(&up, &ada, invite).await;
+    let mut b = enter(&up, &bob, invite).await;
     let (status, body) = join(&up, &carol, invite).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
