@@ -155,6 +155,11 @@ async fn create_invite_join_chat_and_close() {
         matches!(e.event, ServerEvent::RoomClosed { .. })
     })
     .await;
+    assert_eq!(
+        closed_with(&mut b).await,
+        1000,
+        "a clean close, through the proxy"
+    );
     wait_until("the room process is gone", || !alive(rooms[0])).await;
 
     let (status, body) = join(&up, &bob, &invite).await;
@@ -297,6 +302,14 @@ async fn full_rooms_and_room_limits_are_clear_errors() {
         (status, body["error"]["code"].as_str()),
         (409, Some("room_full"))
     );
+
+    // Moderation close codes reach the client through the proxy unchanged.
+    let kick = ClientMessage::Kick {
+        participant_id: b.welcome().you.clone(),
+        reason: None,
+    };
+    a.send(&kick).await.unwrap();
+    assert_eq!(closed_with(&mut b).await, 4010, "kicked");
 
     create_room(&up, &ada, json!({"kind": "video", "title": "Second"})).await;
     let (status, body) = up
