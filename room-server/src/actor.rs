@@ -94,6 +94,9 @@ pub(crate) async fn run(
                 now
             }
         };
+        // Published before the outputs go out, so that anyone who has seen this
+        // step's effect (a `welcome`, say) finds /status at least as fresh.
+        occupancy.publish(room.seated(), room.locked());
         apply_outputs(&mut room, &mut conns, since, &metrics);
         metrics.participants.set(room.connected() as i64);
         occupancy.publish(room.seated(), room.locked());
