@@ -22,9 +22,12 @@ pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = std::env::var("RENDEZVOUS_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colour codes only for people, not for files and log collectors.
+        .with_ansi(std::io::stderr().is_terminal());
     // try_init: a second call (tests, `up` running several services) is harmless.
     let _ = if json {
         builder.json().try_init()
