@@ -101,13 +101,14 @@ spec:
         properties:
           spec: {type: object, properties: {size: {type: integer}}}
 YAML
-if k wait "crd/widgets.$CRD_GROUP" --for=condition=Established --timeout=30s >/dev/null \
-  && poll 30 k -n "$NS" apply -f - <<YAML
-apiVersion: $CRD_GROUP/v1
+WIDGET="apiVersion: $CRD_GROUP/v1
 kind: Widget
 metadata: {name: w1}
-spec: {size: 3}
-YAML
+spec: {size: 3}"
+# The first create can race the discovery of the new kind: retry.
+apply_widget() { k -n "$NS" apply -f - <<<"$WIDGET"; }
+if k wait "crd/widgets.$CRD_GROUP" --for=condition=Established --timeout=30s >/dev/null \
+  && poll 30 apply_widget
 then
   size="$(k -n "$NS" get widget w1 -o jsonpath='{.spec.size}')"
   if [ "$size" = 3 ]; then pass "CRD established and a Widget created"; else fail "Widget read back with size '$size'"; fi
