@@ -73,6 +73,7 @@ metadata:
 spec:
   containers: [{name: app, image: registry.invalid/not-pulled:1}]
 YAML
+k -n "$NS" get pod owned >/dev/null || fail "the owned Pod was not created"
 k -n "$NS" delete configmap owner --wait=false >/dev/null
 gone() { ! k -n "$NS" get pod owned >/dev/null 2>&1; }
 start=$SECONDS
