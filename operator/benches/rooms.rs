@@ -33,17 +33,28 @@ fn vm_rss_kib() -> u64 {
 
 fn pct(mut v: Vec<Duration>, p: f64) -> Duration {
     v.sort();
-    v.get(((v.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or_default()
+    v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+        .copied()
+        .unwrap_or_default()
 }
 
 fn record(times: &Times, name: String) {
-    times.lock().unwrap().entry(name).or_insert_with(Instant::now);
+    times
+        .lock()
+        .unwrap()
+        .entry(name)
+        .or_insert_with(Instant::now);
 }
 
 #[tokio::main]
 async fn main() {
-    let Some(client) = common::client().await else { return };
-    let n: usize = std::env::var("ROOMS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let Some(client) = common::client().await else {
+        return;
+    };
+    let n: usize = std::env::var("ROOMS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
     let ns = common::namespace(&client, "bench-rooms").await;
     let op = common::Operator::spawn(&client, common::args(&ns, "bench", &[]));
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -53,17 +64,29 @@ async fn main() {
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let rooms: Api<Room> = Api::namespaced(client.clone(), &ns);
     let p = pods_seen.clone();
-    tokio::spawn(watcher(pods, watcher::Config::default()).applied_objects().try_for_each(move |pod| {
-        record(&p, pod.name_any().trim_start_matches("room-").to_owned());
-        futures::future::ready(Ok(()))
-    }));
+    tokio::spawn(
+        watcher(pods, watcher::Config::default())
+            .applied_objects()
+            .try_for_each(move |pod| {
+                record(&p, pod.name_any().trim_start_matches("room-").to_owned());
+                futures::future::ready(Ok(()))
+            }),
+    );
     let r = ready_seen.clone();
-    tokio::spawn(watcher(rooms.clone(), watcher::Config::default()).applied_objects().try_for_each(move |room| {
-        if room.status.as_ref().is_some_and(|s| s.phase == Phase::Ready) {
-            record(&r, room.name_any());
-        }
-        futures::future::ready(Ok(()))
-    }));
+    tokio::spawn(
+        watcher(rooms.clone(), watcher::Config::default())
+            .applied_objects()
+            .try_for_each(move |room| {
+                if room
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.phase == Phase::Ready)
+                {
+                    record(&r, room.name_any());
+                }
+                futures::future::ready(Ok(()))
+            }),
+    );
 
     let started = Instant::now();
     futures::stream::iter(0..n)
@@ -71,15 +94,21 @@ async fn main() {
             let (rooms, created) = (rooms.clone(), created.clone());
             async move {
                 let name = format!("b{i:04}");
-                let room = Room::new(&name, RoomSpec {
-                    kind: RoomKind::Chat,
-                    title: "bench".into(),
-                    creator: "bench".into(),
-                    max_participants: 10,
-                    idle_timeout: 3600,
-                    max_duration: 7200,
-                });
-                rooms.create(&PostParams::default(), &room).await.expect("create Room");
+                let room = Room::new(
+                    &name,
+                    RoomSpec {
+                        kind: RoomKind::Chat,
+                        title: "bench".into(),
+                        creator: "bench".into(),
+                        max_participants: 10,
+                        idle_timeout: 3600,
+                        max_duration: 7200,
+                    },
+                );
+                rooms
+                    .create(&PostParams::default(), &room)
+                    .await
+                    .expect("create Room");
                 record(&created, name);
             }
         })
@@ -104,15 +133,20 @@ async fn main() {
     println!("rooms: {n} created in {create_all:?} (100 create calls in flight); all ready after {all_ready:?}");
     println!(
         "create -> Pod created: n={} p50={:?} p99={:?}",
-        to_pod.len(), pct(to_pod.clone(), 0.5), pct(to_pod, 0.99)
+        to_pod.len(),
+        pct(to_pod.clone(), 0.5),
+        pct(to_pod, 0.99)
     );
     println!(
         "create -> phase Ready: n={} p50={:?} p99={:?}",
-        to_ready.len(), pct(to_ready.clone(), 0.5), pct(to_ready, 0.99)
+        to_ready.len(),
+        pct(to_ready.clone(), 0.5),
+        pct(to_ready, 0.99)
     );
     println!(
         "VmRSS of this process (operator + bench watches): idle {} MiB, with {n} live Rooms {} MiB",
-        rss_idle / 1024, rss_live / 1024
+        rss_idle / 1024,
+        rss_live / 1024
     );
     common::finish(&client, &ns, op).await;
 }

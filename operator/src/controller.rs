@@ -86,7 +86,9 @@ async fn apply(room: &Room, ctx: &Context) -> Result<Action> {
     // Maximum lifetime ends the Room object itself (the finalizer then closes it).
     if seconds_left(room, Timestamp::now()).is_some_and(|s| s <= 0) {
         tracing::info!("maximum lifetime reached; deleting the Room");
-        rooms.delete(&room.name_any(), &DeleteParams::default()).await?;
+        rooms
+            .delete(&room.name_any(), &DeleteParams::default())
+            .await?;
         return Ok(Action::await_change());
     }
     let old = room.status.clone().unwrap_or_default();
@@ -96,14 +98,22 @@ async fn apply(room: &Room, ctx: &Context) -> Result<Action> {
     match phase_now.as_deref() {
         // The room ended itself (idle timeout, lifetime, closed): end the Room too.
         Some("Succeeded") => {
-            write_status(&rooms, room, status_from(room, pod.as_ref(), ctx.settings.pod.port)).await?;
+            write_status(
+                &rooms,
+                room,
+                status_from(room, pod.as_ref(), ctx.settings.pod.port),
+            )
+            .await?;
             tracing::info!("room server ended; deleting the Room");
-            rooms.delete(&room.name_any(), &DeleteParams::default()).await?;
+            rooms
+                .delete(&room.name_any(), &DeleteParams::default())
+                .await?;
             return Ok(Action::await_change());
         }
         Some("Failed") if restarts < ctx.settings.max_restarts => {
             tracing::warn!("room server Pod failed; replacing it");
-            pods.delete(&pod_name(room), &DeleteParams::default()).await?;
+            pods.delete(&pod_name(room), &DeleteParams::default())
+                .await?;
             restarts += 1;
             pod = None;
         }
@@ -117,19 +127,27 @@ async fn apply(room: &Room, ctx: &Context) -> Result<Action> {
     if pod.is_none() && !give_up {
         let want = desired_pod(room, &ctx.settings.pod);
         let params = PatchParams::apply(MANAGER).force();
-        pod = Some(pods.patch(&pod_name(room), &params, &Patch::Apply(&want)).await?);
+        pod = Some(
+            pods.patch(&pod_name(room), &params, &Patch::Apply(&want))
+                .await?,
+        );
     }
     let mut status = status_from(room, pod.as_ref(), ctx.settings.pod.port);
     status.restarts = restarts;
     if give_up {
         status.phase = Phase::Failed;
         status.conditions[0].reason = "TooManyRestarts".into();
-        status.conditions[0].message =
-            format!("the room server Pod was replaced {} times", ctx.settings.max_restarts);
+        status.conditions[0].message = format!(
+            "the room server Pod was replaced {} times",
+            ctx.settings.max_restarts
+        );
     }
     write_status(&rooms, room, status).await?;
     let left = seconds_left(room, Timestamp::now()).unwrap_or(i64::MAX);
-    let wait = ctx.settings.resync.min(Duration::from_secs(left.max(1) as u64));
+    let wait = ctx
+        .settings
+        .resync
+        .min(Duration::from_secs(left.max(1) as u64));
     Ok(Action::requeue(wait))
 }
 
@@ -155,7 +173,12 @@ async fn cleanup(room: &Room, ctx: &Context) -> Result<Action> {
     let rooms: Api<Room> = Api::namespaced(ctx.client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
     let pod = pods.get_opt(&pod_name(room)).await?;
-    write_status(&rooms, room, status_from(room, pod.as_ref(), ctx.settings.pod.port)).await?;
+    write_status(
+        &rooms,
+        room,
+        status_from(room, pod.as_ref(), ctx.settings.pod.port),
+    )
+    .await?;
     if pod.is_some() {
         // SIGTERM is how we ask the room server to close: it sends `room_closed` to
         // everyone and exits. Its grace period bounds how long that may take.
@@ -174,7 +197,10 @@ async fn cleanup(room: &Room, ctx: &Context) -> Result<Action> {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         };
-        if tokio::time::timeout(ctx.settings.close_grace, gone).await.is_err() {
+        if tokio::time::timeout(ctx.settings.close_grace, gone)
+            .await
+            .is_err()
+        {
             tracing::warn!("room server did not go in time; leaving it to garbage collection");
         }
     }
@@ -191,7 +217,10 @@ pub async fn run_controller(
 ) {
     let client = ctx.client.clone();
     let (rooms, pods): (Api<Room>, Api<Pod>) = match &namespace {
-        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client, ns)),
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client, ns),
+        ),
         None => (Api::all(client.clone()), Api::all(client)),
     };
     let pod_cfg = watcher::Config::default().labels(ROOM_LABEL);

@@ -217,17 +217,29 @@ mod tests {
 
     #[test]
     fn own_lease_is_renewed() {
-        assert_eq!(decide(Some(&lease("a", t(0), 15)), "a", t(5)), Decision::Renew);
+        assert_eq!(
+            decide(Some(&lease("a", t(0), 15)), "a", t(5)),
+            Decision::Renew
+        );
     }
 
     #[test]
     fn live_lease_of_another_is_respected() {
-        assert_eq!(decide(Some(&lease("b", t(0), 15)), "a", t(14)), Decision::Wait);
+        assert_eq!(
+            decide(Some(&lease("b", t(0), 15)), "a", t(14)),
+            Decision::Wait
+        );
     }
 
     #[test]
     fn expired_or_released_lease_is_taken() {
-        assert_eq!(decide(Some(&lease("b", t(0), 15)), "a", t(16)), Decision::Acquire);
-        assert_eq!(decide(Some(&lease("", t(0), 15)), "a", t(1)), Decision::Acquire);
+        assert_eq!(
+            decide(Some(&lease("b", t(0), 15)), "a", t(16)),
+            Decision::Acquire
+        );
+        assert_eq!(
+            decide(Some(&lease("", t(0), 15)), "a", t(1)),
+            Decision::Acquire
+        );
     }
 }

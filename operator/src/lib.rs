@@ -35,7 +35,11 @@ pub struct Args {
     pub namespace: Option<String>,
 
     /// Address of `/healthz` and `/metrics`.
-    #[arg(long, env = "RENDEZVOUS_OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
+    #[arg(
+        long,
+        env = "RENDEZVOUS_OPERATOR_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
     pub listen: SocketAddr,
 
     /// Image of room-server Pods (entrypoint: the `rendezvous` binary).
@@ -47,7 +51,11 @@ pub struct Args {
     pub room_image: String,
 
     /// `imagePullPolicy` of room Pods.
-    #[arg(long, env = "RENDEZVOUS_OPERATOR_IMAGE_PULL_POLICY", default_value = "IfNotPresent")]
+    #[arg(
+        long,
+        env = "RENDEZVOUS_OPERATOR_IMAGE_PULL_POLICY",
+        default_value = "IfNotPresent"
+    )]
     pub image_pull_policy: String,
 
     /// Port the room server listens on in its Pod (the endpoint is `podIP:PORT`).
@@ -55,16 +63,28 @@ pub struct Args {
     pub room_port: u16,
 
     /// CPU request of a room Pod.
-    #[arg(long, env = "RENDEZVOUS_OPERATOR_ROOM_CPU_REQUEST", default_value = "50m")]
+    #[arg(
+        long,
+        env = "RENDEZVOUS_OPERATOR_ROOM_CPU_REQUEST",
+        default_value = "50m"
+    )]
     pub room_cpu_request: String,
     /// CPU limit of a room Pod.
     #[arg(long, env = "RENDEZVOUS_OPERATOR_ROOM_CPU_LIMIT", default_value = "1")]
     pub room_cpu_limit: String,
     /// Memory request of a room Pod.
-    #[arg(long, env = "RENDEZVOUS_OPERATOR_ROOM_MEMORY_REQUEST", default_value = "32Mi")]
+    #[arg(
+        long,
+        env = "RENDEZVOUS_OPERATOR_ROOM_MEMORY_REQUEST",
+        default_value = "32Mi"
+    )]
     pub room_memory_request: String,
     /// Memory limit of a room Pod.
-    #[arg(long, env = "RENDEZVOUS_OPERATOR_ROOM_MEMORY_LIMIT", default_value = "256Mi")]
+    #[arg(
+        long,
+        env = "RENDEZVOUS_OPERATOR_ROOM_MEMORY_LIMIT",
+        default_value = "256Mi"
+    )]
     pub room_memory_limit: String,
 
     /// URL of the router's room-token JWKS, handed to room Pods. Default: none.
@@ -88,7 +108,11 @@ pub struct Args {
     pub concurrency: u16,
 
     /// Name of the leader-election Lease.
-    #[arg(long, env = "RENDEZVOUS_OPERATOR_LEASE_NAME", default_value = "rendezvous-operator")]
+    #[arg(
+        long,
+        env = "RENDEZVOUS_OPERATOR_LEASE_NAME",
+        default_value = "rendezvous-operator"
+    )]
     pub lease_name: String,
 
     /// Namespace of the Lease. Default: `--namespace`, else `default`.

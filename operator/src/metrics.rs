@@ -2,7 +2,9 @@
 
 use std::time::Instant;
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 use rendezvous_crds::Phase;
 
 use crate::error::Error;
@@ -41,7 +43,9 @@ impl Default for Metrics {
                 "rendezvous_operator_reconcile_duration_seconds",
                 "Duration of one Room reconciliation",
             )
-            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0]),
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+            ]),
         )
         .expect("valid metric");
         let rooms = IntGaugeVec::new(

@@ -243,7 +243,13 @@ pub(crate) mod tests {
             "room --room-id r1 --listen 0.0.0.0:8090 --max-participants 12 \
              --idle-timeout 300s --max-duration 3600s"
         );
-        let ready = c.readiness_probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        let ready = c
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
         assert_eq!(ready.path.as_deref(), Some("/readyz"));
         let limits = c.resources.as_ref().unwrap().limits.as_ref().unwrap();
         assert_eq!(limits["memory"], Quantity("256Mi".into()));

@@ -38,7 +38,10 @@ fn waiting_reason(pod: &Pod) -> Option<(String, String)> {
     })
 }
 
-fn pod_condition<'a>(pod: &'a Pod, type_: &str) -> Option<&'a k8s_openapi::api::core::v1::PodCondition> {
+fn pod_condition<'a>(
+    pod: &'a Pod,
+    type_: &str,
+) -> Option<&'a k8s_openapi::api::core::v1::PodCondition> {
     pod.status
         .as_ref()?
         .conditions
@@ -65,8 +68,16 @@ fn observe(pod: Option<&Pod>) -> Seen {
     match phase {
         Some("Succeeded") => return seen(Phase::Ended, "RoomEnded", "the room server ended"),
         Some("Failed") => {
-            let why = pod.status.as_ref().and_then(|s| s.reason.clone()).unwrap_or_default();
-            return seen(Phase::Failed, "PodFailed", &format!("the room server Pod failed {why}"));
+            let why = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.reason.clone())
+                .unwrap_or_default();
+            return seen(
+                Phase::Failed,
+                "PodFailed",
+                &format!("the room server Pod failed {why}"),
+            );
         }
         _ => {}
     }
@@ -86,9 +97,17 @@ fn observe(pod: Option<&Pod>) -> Seen {
     }
     let ip = pod.status.as_ref().and_then(|s| s.pod_ip.as_ref());
     if pod_ready(pod) && ip.is_some() {
-        return seen(Phase::Ready, "RoomReady", "the room server accepts participants");
+        return seen(
+            Phase::Ready,
+            "RoomReady",
+            "the room server accepts participants",
+        );
     }
-    seen(Phase::Starting, "PodStarting", "the room server Pod is starting")
+    seen(
+        Phase::Starting,
+        "PodStarting",
+        "the room server Pod is starting",
+    )
 }
 
 /// The Room's status given its Pod (`None`: no Pod) and `port`, the room server's port.
@@ -192,7 +211,10 @@ mod tests {
     }
 
     fn ready_reason(s: &RoomStatus) -> (&str, &str) {
-        (s.conditions[0].status.as_str(), s.conditions[0].reason.as_str())
+        (
+            s.conditions[0].status.as_str(),
+            s.conditions[0].reason.as_str(),
+        )
     }
 
     #[test]
@@ -204,14 +226,22 @@ mod tests {
 
     #[test]
     fn running_but_not_ready_is_starting() {
-        let s = status_from(&mk_room("r"), Some(&mk_pod("Running", false, Some("10.0.0.7"))), 8090);
+        let s = status_from(
+            &mk_room("r"),
+            Some(&mk_pod("Running", false, Some("10.0.0.7"))),
+            8090,
+        );
         assert_eq!(s.phase, Phase::Starting);
         assert_eq!(s.endpoint, None);
     }
 
     #[test]
     fn ready_pod_gives_endpoint() {
-        let s = status_from(&mk_room("r"), Some(&mk_pod("Running", true, Some("10.0.0.7"))), 8090);
+        let s = status_from(
+            &mk_room("r"),
+            Some(&mk_pod("Running", true, Some("10.0.0.7"))),
+            8090,
+        );
         assert_eq!(s.phase, Phase::Ready);
         assert_eq!(s.endpoint.as_deref(), Some("10.0.0.7:8090"));
         assert_eq!(ready_reason(&s), ("True", "RoomReady"));
@@ -263,7 +293,11 @@ mod tests {
             restarts: 2,
             ..RoomStatus::default()
         });
-        let s = status_from(&room, Some(&mk_pod("Running", true, Some("10.0.0.7"))), 8090);
+        let s = status_from(
+            &room,
+            Some(&mk_pod("Running", true, Some("10.0.0.7"))),
+            8090,
+        );
         assert_eq!((s.phase, s.restarts), (Phase::Closing, 2));
     }
 

@@ -15,7 +15,13 @@ async fn pod_of(pods: &Api<Pod>, room: &str) -> Option<Pod> {
 }
 
 async fn phase_of(rooms: &Api<Room>, room: &str) -> Option<Phase> {
-    rooms.get_opt(room).await.ok().flatten()?.status.map(|s| s.phase)
+    rooms
+        .get_opt(room)
+        .await
+        .ok()
+        .flatten()?
+        .status
+        .map(|s| s.phase)
 }
 
 fn apply(yaml: &str) -> std::process::Output {
@@ -28,7 +34,11 @@ async fn applied_room_gets_an_owned_pod_and_becomes_ready() {
     let ns = common::namespace(&client, "op-ready").await;
     let op = Operator::spawn(&client, args(&ns, "a", &[]));
     let out = apply(&room_yaml(&ns, "r1", 12));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
     let pod = eventually(20, "the room's Pod", || pod_of(&pods, "r1")).await;
@@ -36,7 +46,12 @@ async fn applied_room_gets_an_owned_pod_and_becomes_ready() {
     assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Room", "r1"));
     assert_eq!(owner.controller, Some(true));
     let c = &pod.spec.as_ref().unwrap().containers[0];
-    assert!(c.args.as_ref().unwrap().join(" ").contains("--max-participants 12"));
+    assert!(c
+        .args
+        .as_ref()
+        .unwrap()
+        .join(" ")
+        .contains("--max-participants 12"));
     let sc = c.security_context.as_ref().unwrap();
     assert_eq!(sc.read_only_root_filesystem, Some(true));
 
@@ -47,14 +62,27 @@ async fn applied_room_gets_an_owned_pod_and_becomes_ready() {
     .await;
     let room = rooms.get("r1").await.unwrap();
     let status = room.status.unwrap();
-    let ip = pods.get("room-r1").await.unwrap().status.unwrap().pod_ip.unwrap();
+    let ip = pods
+        .get("room-r1")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .pod_ip
+        .unwrap();
     assert_eq!(status.endpoint, Some(format!("{ip}:8090")));
-    assert_eq!(room.metadata.finalizers, Some(vec![rendezvous_crds::FINALIZER.to_owned()]));
+    assert_eq!(
+        room.metadata.finalizers,
+        Some(vec![rendezvous_crds::FINALIZER.to_owned()])
+    );
 
     let out = kubectl(&["get", "rooms", "-n", &ns], None);
     let table = String::from_utf8_lossy(&out.stdout);
     let header: Vec<_> = table.lines().next().unwrap().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "KIND", "CREATOR", "PHASE", "PARTICIPANTS", "AGE"]);
+    assert_eq!(
+        header,
+        ["NAME", "KIND", "CREATOR", "PHASE", "PARTICIPANTS", "AGE"]
+    );
     assert!(table.contains("r1") && table.contains("Ready"), "{table}");
     common::finish(&client, &ns, op).await;
 }
@@ -65,10 +93,16 @@ async fn api_server_rejects_invalid_rooms_with_the_schema_message() {
     let ns = common::namespace(&client, "op-invalid").await;
     let too_many = apply(&room_yaml(&ns, "big", 5000));
     let err = String::from_utf8_lossy(&too_many.stderr);
-    assert!(!too_many.status.success() && err.contains("maxParticipants"), "{err}");
+    assert!(
+        !too_many.status.success() && err.contains("maxParticipants"),
+        "{err}"
+    );
     let bad_kind = apply(&room_yaml(&ns, "k", 5).replace("kind: chat", "kind: audio"));
     let err = String::from_utf8_lossy(&bad_kind.stderr);
-    assert!(err.contains("Unsupported value") && err.contains("audio"), "{err}");
+    assert!(
+        err.contains("Unsupported value") && err.contains("audio"),
+        "{err}"
+    );
     assert!(apply(&room_yaml(&ns, "ok", 5)).status.success());
     let changed = apply(&room_yaml(&ns, "ok", 5).replace("creator: ada", "creator: eve"));
     let err = String::from_utf8_lossy(&changed.stderr);
@@ -108,8 +142,12 @@ async fn a_pod_deleted_by_hand_is_replaced_then_the_room_fails() {
     assert!(apply(&room_yaml(&ns, "r1", 5)).status.success());
     let rooms: Api<Room> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let first = eventually(20, "the Pod", || pod_of(&pods, "r1")).await.uid();
-    pods.delete("room-r1", &DeleteParams::default().grace_period(0)).await.unwrap();
+    let first = eventually(20, "the Pod", || pod_of(&pods, "r1"))
+        .await
+        .uid();
+    pods.delete("room-r1", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
     let second = eventually(20, "a new Pod", || async {
         let p = pod_of(&pods, "r1").await?;
         (p.uid() != first).then(|| p.uid())
@@ -117,7 +155,9 @@ async fn a_pod_deleted_by_hand_is_replaced_then_the_room_fails() {
     .await;
     let room = rooms.get("r1").await.unwrap();
     assert_eq!(room.status.unwrap().restarts, 1);
-    pods.delete("room-r1", &DeleteParams::default().grace_period(0)).await.unwrap();
+    pods.delete("room-r1", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
     eventually(20, "phase Failed", || async {
         (phase_of(&rooms, "r1").await? == Phase::Failed).then_some(())
     })

@@ -25,23 +25,61 @@ async fn each_account_has_least_privilege() {
         let yaml = std::fs::read_to_string(format!("{dir}/{f}")).unwrap();
         let yaml = yaml.replace("namespace: rendezvous", &format!("namespace: {ns}"));
         let out = kubectl(&["apply", "-f", "-"], Some(&yaml));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let op = "rendezvous-operator";
     let other = Some("default");
-    for (verb, res) in [("watch", "rooms.rendezvous.dev"), ("patch", "rooms.rendezvous.dev/status"), ("create", "pods"), ("delete", "pods"), ("update", "rooms.rendezvous.dev/finalizers")] {
-        assert!(can(&ns, op, verb, res, other), "operator should {verb} {res}");
+    for (verb, res) in [
+        ("watch", "rooms.rendezvous.dev"),
+        ("patch", "rooms.rendezvous.dev/status"),
+        ("create", "pods"),
+        ("delete", "pods"),
+        ("update", "rooms.rendezvous.dev/finalizers"),
+    ] {
+        assert!(
+            can(&ns, op, verb, res, other),
+            "operator should {verb} {res}"
+        );
     }
-    assert!(can(&ns, op, "update", "leases/rendezvous-operator", Some(&ns)));
-    for (verb, res, at) in [("delete", "secrets", other), ("get", "secrets", other), ("create", "deployments", other), ("update", "leases/other", Some(ns.as_str())), ("update", "leases/rendezvous-operator", other), ("delete", "nodes", None)] {
-        assert!(!can(&ns, op, verb, res, at), "operator must not {verb} {res}");
+    assert!(can(
+        &ns,
+        op,
+        "update",
+        "leases/rendezvous-operator",
+        Some(&ns)
+    ));
+    for (verb, res, at) in [
+        ("delete", "secrets", other),
+        ("get", "secrets", other),
+        ("create", "deployments", other),
+        ("update", "leases/other", Some(ns.as_str())),
+        ("update", "leases/rendezvous-operator", other),
+        ("delete", "nodes", None),
+    ] {
+        assert!(
+            !can(&ns, op, verb, res, at),
+            "operator must not {verb} {res}"
+        );
     }
     let r = "rendezvous-router";
     let mine = Some(ns.as_str());
     for verb in ["create", "delete", "watch", "list", "get"] {
-        assert!(can(&ns, r, verb, "rooms.rendezvous.dev", mine), "router should {verb} rooms");
+        assert!(
+            can(&ns, r, verb, "rooms.rendezvous.dev", mine),
+            "router should {verb} rooms"
+        );
     }
-    for (verb, res, at) in [("get", "pods", mine), ("delete", "pods", mine), ("patch", "rooms.rendezvous.dev/status", mine), ("create", "rooms.rendezvous.dev", other), ("get", "secrets", mine)] {
+    for (verb, res, at) in [
+        ("get", "pods", mine),
+        ("delete", "pods", mine),
+        ("patch", "rooms.rendezvous.dev/status", mine),
+        ("create", "rooms.rendezvous.dev", other),
+        ("get", "secrets", mine),
+    ] {
         assert!(!can(&ns, r, verb, res, at), "router must not {verb} {res}");
     }
     let _ = kubectl(&["delete", "clusterrolebinding", op], None);

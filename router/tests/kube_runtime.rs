@@ -31,17 +31,30 @@ fn spec(id: &str) -> RoomSpec {
 
 #[tokio::test]
 async fn kubernetes_runtime_creates_lists_and_closes_rooms() {
-    let Some(client) = common::client().await else { return };
+    let Some(client) = common::client().await else {
+        return;
+    };
     let ns = common::namespace(&client, "router-kube").await;
     let op = common::Operator::spawn(&client, common::args(&ns, "a", &[]));
     let tokens = Arc::new(RoomTokens::generate(Duration::from_secs(60)).unwrap());
     let (tx, mut rx) = mpsc::channel(64);
-    let rt = KubeRuntime::start(client.clone(), &ns, tokens.clone(), Duration::from_secs(10), tx)
-        .await
-        .unwrap();
+    let rt = KubeRuntime::start(
+        client.clone(),
+        &ns,
+        tokens.clone(),
+        Duration::from_secs(10),
+        tx,
+    )
+    .await
+    .unwrap();
     assert_eq!(rt.start(spec("r1")).await.unwrap(), None);
-    let ready = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await.unwrap().unwrap();
-    let RoomEvent::Ready { id, endpoint } = ready else { panic!("{ready:?}") };
+    let ready = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let RoomEvent::Ready { id, endpoint } = ready else {
+        panic!("{ready:?}")
+    };
     assert_eq!(id, "r1");
     assert!(endpoint.ends_with(":8090"), "{endpoint}");
     let listed: Vec<_> = rt.rooms().iter().map(|r| r.name_any()).collect();
@@ -56,8 +69,17 @@ async fn kubernetes_runtime_creates_lists_and_closes_rooms() {
 
     rt.stop("r1").await.unwrap();
     let rooms: Api<Room> = Api::namespaced(client.clone(), &ns);
-    assert!(rooms.get_opt("r1").await.unwrap().is_none(), "closed room is gone");
-    let ended = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
-    assert!(matches!(ended, RoomEvent::Ended { ref id, .. } if id == "r1"), "{ended:?}");
+    assert!(
+        rooms.get_opt("r1").await.unwrap().is_none(),
+        "closed room is gone"
+    );
+    let ended = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(ended, RoomEvent::Ended { ref id, .. } if id == "r1"),
+        "{ended:?}"
+    );
     common::finish(&client, &ns, op).await;
 }

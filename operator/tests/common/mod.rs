@@ -51,7 +51,9 @@ pub async fn namespace(client: &Client, prefix: &str) -> String {
     let nss: Api<Namespace> = Api::all(client.clone());
     let mut ns = Namespace::default();
     ns.metadata.name = Some(name.clone());
-    nss.create(&PostParams::default(), &ns).await.expect("create namespace");
+    nss.create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
     name
 }
 
@@ -63,7 +65,12 @@ pub async fn delete_namespace(client: &Client, name: &str) {
 fn rand_u32() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
     h.finish() as u32
 }
 
@@ -98,10 +105,17 @@ pub struct Operator {
 impl Operator {
     pub fn spawn(client: &Client, args: rendezvous_operator::Args) -> Self {
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(rendezvous_operator::run_with_client(args, client.clone(), async {
-            let _ = rx.await;
-        }));
-        Self { stop: Some(tx), task }
+        let task = tokio::spawn(rendezvous_operator::run_with_client(
+            args,
+            client.clone(),
+            async {
+                let _ = rx.await;
+            },
+        ));
+        Self {
+            stop: Some(tx),
+            task,
+        }
     }
 
     /// Shut down and wait for a clean exit.
@@ -168,7 +182,12 @@ pub async fn finish(client: &Client, ns: &str, op: Operator) {
         .delete_collection(&DeleteParams::default(), &Default::default())
         .await;
     let _ = tokio::time::timeout(Duration::from_secs(30), async {
-        while rooms.list(&Default::default()).await.map(|l| !l.items.is_empty()).unwrap_or(false) {
+        while rooms
+            .list(&Default::default())
+            .await
+            .map(|l| !l.items.is_empty())
+            .unwrap_or(false)
+        {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     })

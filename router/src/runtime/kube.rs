@@ -138,10 +138,13 @@ impl KubeRuntime {
         let cfg = watcher::Config::default().labels(&format!("{}={}", CREATED_BY.0, CREATED_BY.1));
         let stream = watcher(api.clone(), cfg).default_backoff().reflect(writer);
         tokio::spawn(follow(stream, events));
-        tokio::time::timeout(stop_timeout.max(Duration::from_secs(10)), store.wait_until_ready())
-            .await
-            .context("the Room watch did not sync in time")?
-            .context("the Room watch ended")?;
+        tokio::time::timeout(
+            stop_timeout.max(Duration::from_secs(10)),
+            store.wait_until_ready(),
+        )
+        .await
+        .context("the Room watch did not sync in time")?
+        .context("the Room watch ended")?;
         Ok(Self {
             api,
             store,
@@ -168,10 +171,7 @@ impl KubeRuntime {
     }
 
     fn cached(&self, id: &str) -> Option<Arc<Room>> {
-        self.store
-            .state()
-            .into_iter()
-            .find(|r| r.name_any() == id)
+        self.store.state().into_iter().find(|r| r.name_any() == id)
     }
 
     async fn delete(&self, id: &str) -> anyhow::Result<()> {
