@@ -27,11 +27,26 @@ pub enum Command {
     Room(rendezvous_room::Args),
     /// Join a room from the terminal: stdin lines are sent as chat, events printed.
     Join(rendezvous_room::join::JoinArgs),
+    /// Run the Room operator (Kubernetes: Room objects become room-server Pods).
+    Operator(rendezvous_operator::Args),
+    /// Write the CRD YAML (`rooms.rendezvous.dev.yaml`) into a directory.
+    Crdgen {
+        /// Directory to write into.
+        #[arg(long, default_value = "crds")]
+        out: std::path::PathBuf,
+    },
 }
 
 impl Cli {
     /// Start the runtime and run the chosen command until it ends or a signal arrives.
     pub fn run(self) -> anyhow::Result<()> {
+        if let Command::Crdgen { out } = &self.command {
+            std::fs::create_dir_all(out)?;
+            let path = out.join("rooms.rendezvous.dev.yaml");
+            std::fs::write(&path, rendezvous_crds::crd_yaml())?;
+            println!("{}", path.display());
+            return Ok(());
+        }
         rendezvous_service::init_tracing();
         let rt = tokio::runtime::Runtime::new()?;
         rt.block_on(async move {
@@ -42,6 +57,8 @@ impl Cli {
                 Command::Router(args) => rendezvous_router::run(args, shutdown).await,
                 Command::Room(args) => Ok(rendezvous_room::run(args, shutdown).await?),
                 Command::Join(args) => rendezvous_room::join::run_join(args).await,
+                Command::Operator(args) => rendezvous_operator::run(args, shutdown).await,
+                Command::Crdgen { .. } => unreachable!("handled before the runtime starts"),
             }
         })
     }

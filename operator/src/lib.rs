@@ -1,2 +1,264 @@
-//! The Room operator. Not built yet (see the operator issue).
+//! The Room operator: reconciles `Room` objects into room-server Pods.
+//!
+//! Data flow: a kube-runtime [`Controller`](kube::runtime::Controller) watches Rooms
+//! and the Pods they own and calls [`controller::reconcile`] per Room; that reads the
+//! Pod, computes the wanted Pod ([`pod::desired_pod`]) and status
+//! ([`status::status_from`]) with pure functions, and applies them with server-side
+//! apply. Only the replica holding the Lease ([`leader`]) runs the controller; every
+//! replica serves `/healthz` and `/metrics` on `--listen`.
 #![forbid(unsafe_code)]
+
+pub mod controller;
+pub mod error;
+pub mod leader;
+pub mod metrics;
+pub mod pod;
+pub mod status;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use kube::runtime::reflector::Store;
+use rendezvous_crds::Room;
+use tokio::sync::watch;
+
+pub use error::{Error, Result};
+
+/// `rendezvous operator`: every flag also reads `RENDEZVOUS_OPERATOR_*`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Namespace whose Rooms to reconcile. Default: all namespaces.
+    #[arg(long, env = "RENDEZVOUS_OPERATOR_NAMESPACE")]
+    pub namespace: Option<String>,
+
+    /// Address of `/healthz` and `/metrics`.
+    #[arg(
+        long,
+        env = "RENDEZVOUS_OPERATOR_LISTEN",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub listen: SocketAddr,
+
+    /// Image of room-server Pods (entrypoint: the `rendezvous` binary).
+    #[arg(
+        long,
+        env = "RENDEZVOUS_OPERATOR_ROOM_IMAGE",
+        default_value = "ghcr.io/rendezvous/rendezvous:latest"
+    )]
+    pub room_image: String,
+
+    /// `imagePullPolicy` of room Pods.
+    #[arg(
+        long,
+        env = "RENDEZVOUS_OPERATOR_IMAGE_PULL_POLICY",
+        default_value = "IfNotPresent"
+    )]
+    pub image_pull_policy: String,
+
+    /// Port the room server listens on in its Pod (the endpoint is `podIP:PORT`).
+    #[arg(long, env = "RENDEZVOUS_OPERATOR_ROOM_PORT", default_value_t = 8090)]
+    pub room_port: u16,
+
+    /// CPU request of a room Pod.
+    #[arg(
+        long,
+        env = "RENDEZVOUS_OPERATOR_ROOM_CPU_REQUEST",
+        default_value = "50m"
+    )]
+    pub room_cpu_request: String,
+    /// CPU limit of a room Pod.
+    #[arg(long, env = "RENDEZVOUS_OPERATOR_ROOM_CPU_LIMIT", default_value = "1")]
+    pub room_cpu_limit: String,
+    /// Memory request of a room Pod.
+    #[arg(
+        long,
+        env = "RENDEZVOUS_OPERATOR_ROOM_MEMORY_REQUEST",
+        default_value = "32Mi"
+    )]
+    pub room_memory_request: String,
+    /// Memory limit of a room Pod.
+    #[arg(
+        long,
+        env = "RENDEZVOUS_OPERATOR_ROOM_MEMORY_LIMIT",
+        default_value = "256Mi"
+    )]
+    pub room_memory_limit: String,
+
+    /// URL of the router's room-token JWKS, handed to room Pods. Default: none.
+    #[arg(long, env = "RENDEZVOUS_OPERATOR_ROOM_TOKEN_JWKS_URL")]
+    pub room_token_jwks_url: Option<String>,
+
+    /// How long a closing room gets to tell everyone and stop before the Room is released.
+    #[arg(long, env = "RENDEZVOUS_OPERATOR_CLOSE_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub close_grace: Duration,
+
+    /// Pod replacements (deleted or failed Pods) before a Room is marked Failed.
+    #[arg(long, env = "RENDEZVOUS_OPERATOR_MAX_RESTARTS", default_value_t = 3)]
+    pub max_restarts: u32,
+
+    /// Re-check interval of a healthy Room (lifetime, drift).
+    #[arg(long, env = "RENDEZVOUS_OPERATOR_RESYNC", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub resync: Duration,
+
+    /// Rooms reconciled at once; the rest queue.
+    #[arg(long, env = "RENDEZVOUS_OPERATOR_CONCURRENCY", default_value_t = 32)]
+    pub concurrency: u16,
+
+    /// Name of the leader-election Lease.
+    #[arg(
+        long,
+        env = "RENDEZVOUS_OPERATOR_LEASE_NAME",
+        default_value = "rendezvous-operator"
+    )]
+    pub lease_name: String,
+
+    /// Namespace of the Lease. Default: `--namespace`, else `default`.
+    #[arg(long, env = "RENDEZVOUS_OPERATOR_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+
+    /// This replica's identity in the Lease. Default: `$HOSTNAME` (the Pod name).
+    #[arg(long, env = "RENDEZVOUS_OPERATOR_IDENTITY")]
+    pub identity: Option<String>,
+
+    /// How long the Lease is valid without renewal.
+    #[arg(long, env = "RENDEZVOUS_OPERATOR_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_duration: Duration,
+
+    /// How often the leader renews the Lease.
+    #[arg(long, env = "RENDEZVOUS_OPERATOR_LEASE_RENEW", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub lease_renew: Duration,
+}
+
+impl Args {
+    fn settings(&self) -> controller::Settings {
+        controller::Settings {
+            pod: pod::PodConfig {
+                image: self.room_image.clone(),
+                image_pull_policy: self.image_pull_policy.clone(),
+                port: self.room_port,
+                cpu_request: self.room_cpu_request.clone(),
+                cpu_limit: self.room_cpu_limit.clone(),
+                memory_request: self.room_memory_request.clone(),
+                memory_limit: self.room_memory_limit.clone(),
+                token_jwks_url: self.room_token_jwks_url.clone(),
+                termination_grace_secs: self.close_grace.as_secs() as i64,
+            },
+            max_restarts: self.max_restarts,
+            close_grace: self.close_grace,
+            resync: self.resync,
+            concurrency: self.concurrency,
+        }
+    }
+
+    fn lease(&self) -> leader::LeaseConfig {
+        let identity = self
+            .identity
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| format!("rendezvous-operator-{}", std::process::id()));
+        leader::LeaseConfig {
+            name: self.lease_name.clone(),
+            namespace: self
+                .lease_namespace
+                .clone()
+                .or_else(|| self.namespace.clone())
+                .unwrap_or_else(|| "default".into()),
+            identity,
+            duration: self.lease_duration,
+            renew_every: self.lease_renew,
+        }
+    }
+}
+
+/// Run the operator until `shutdown` resolves, with the client from the environment
+/// (`KUBECONFIG` or the in-cluster service account).
+pub async fn run(
+    args: Args,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let client = kube::Client::try_default().await?;
+    run_with_client(args, client, shutdown).await
+}
+
+/// [`run`] with a given client (tests).
+pub async fn run_with_client(
+    args: Args,
+    client: kube::Client,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let ctx = Arc::new(controller::Context {
+        client: client.clone(),
+        settings: args.settings(),
+        metrics: metrics::Metrics::default(),
+    });
+    let (store_tx, store_rx) = watch::channel::<Option<Store<Room>>>(None);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "operator metrics listening");
+    let app = http_routes(ctx.metrics.clone(), store_rx);
+    let mut stop = stop_rx.clone();
+    let http = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+
+    let elector = leader::Elector::new(client, args.lease());
+    let mut stop = stop_rx.clone();
+    loop {
+        tokio::select! {
+            _ = elector.acquire() => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        tracing::info!(identity = %elector.config().identity, "became leader");
+        ctx.metrics.leader.set(1);
+        let mut ctl_stop = stop_rx.clone();
+        let ctl = controller::run_controller(
+            ctx.clone(),
+            args.namespace.clone(),
+            async move {
+                let _ = ctl_stop.wait_for(|s| *s).await;
+            },
+            store_tx.clone(),
+        );
+        let lost = tokio::select! {
+            _ = ctl => false,
+            _ = elector.hold() => true,
+        };
+        ctx.metrics.leader.set(0);
+        let _ = store_tx.send(None);
+        if !lost {
+            break;
+        }
+        tracing::warn!("lost leadership; standing by");
+    }
+    elector.release().await;
+    http.await??;
+    Ok(())
+}
+
+fn http_routes(m: metrics::Metrics, store: watch::Receiver<Option<Store<Room>>>) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let (m, store) = (m.clone(), store.borrow().clone());
+                async move {
+                    if let Some(store) = store {
+                        controller::count_phases(&store, &m);
+                    }
+                    m.render()
+                }
+            }),
+        )
+}

@@ -55,6 +55,22 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "RENDEZVOUS_ROUTER_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub router_max_body_bytes: usize,
+
+    /// Where rooms run: `local` (child processes) or `kubernetes` (`Room` objects,
+    /// reconciled by the operator; client from `KUBECONFIG` or the service account).
+    #[arg(long, env = "RENDEZVOUS_ROUTER_RUNTIME", value_enum, default_value_t = RuntimeKind::Local)]
+    pub runtime: RuntimeKind,
+
+    /// Namespace of the `Room` objects (kubernetes runtime).
+    #[arg(long, env = "RENDEZVOUS_ROUTER_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+}
+
+/// Which [`RoomRuntime`](crate::runtime::RoomRuntime) the router uses.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeKind {
+    Local,
+    Kubernetes,
 }
 
 impl Config {
@@ -72,6 +88,8 @@ impl Config {
             room_binary: None,
             room_start_timeout: Duration::from_secs(10),
             router_max_body_bytes: 16 * 1024,
+            runtime: RuntimeKind::Local,
+            namespace: "default".into(),
         }
     }
 }

@@ -108,6 +108,47 @@ impl Ctx {
         ))
     }
 
+    /// A router whose rooms are `Room` objects in `cfg.namespace`, reconciled by the
+    /// operator. Rooms the router created before a restart are adopted into the
+    /// registry (without their old invite links, which lived in memory).
+    pub async fn kubernetes(
+        cfg: Config,
+        verifier: Verifier,
+        registry: &prometheus::Registry,
+        client: ::kube::Client,
+    ) -> anyhow::Result<(Self, mpsc::Receiver<RoomEvent>)> {
+        let tokens = Arc::new(tokens::RoomTokens::generate(cfg.room_token_ttl)?);
+        let (tx, rx) = mpsc::channel(EVENT_BUFFER);
+        let runtime = runtime::kube::KubeRuntime::start(
+            client,
+            &cfg.namespace,
+            tokens.clone(),
+            cfg.room_start_timeout,
+            tx,
+        )
+        .await?;
+        let existing = runtime.rooms();
+        let ctx = Self::with_runtime(cfg, verifier, registry, Arc::new(runtime), tokens);
+        ctx.adopt(&existing);
+        Ok((ctx, rx))
+    }
+
+    /// Put Rooms found in the cluster into the registry (router restart).
+    fn adopt(&self, rooms: &[Arc<rendezvous_crds::Room>]) {
+        let mut reg = self.registry.lock().expect("registry lock");
+        for r in rooms {
+            let Some(room) = runtime::kube::registry_room(r) else {
+                continue;
+            };
+            let id = room.id.clone();
+            if let Err(e) = reg.insert(room, usize::MAX, usize::MAX) {
+                tracing::warn!(room = %id, error = %e, "could not adopt room");
+            }
+        }
+        drop(reg);
+        self.sync_live_gauge();
+    }
+
     pub fn with_runtime(
         cfg: Config,
         verifier: Verifier,
@@ -199,7 +240,13 @@ pub async fn run(
         args.users_jwks_url,
         Expect::new(args.token_issuer, args.token_audience),
     );
-    let (ctx, events) = Ctx::local(args.config, verifier, metrics.registry())?;
+    let (ctx, events) = match args.config.runtime {
+        config::RuntimeKind::Local => Ctx::local(args.config, verifier, metrics.registry())?,
+        config::RuntimeKind::Kubernetes => {
+            let client = ::kube::Client::try_default().await?;
+            Ctx::kubernetes(args.config, verifier, metrics.registry(), client).await?
+        }
+    };
     let follower = tokio::spawn(ctx.clone().follow_events(events));
     let app = metrics
         .wrap(routes(ctx.clone()))

@@ -2,10 +2,11 @@
 //!
 //! Two implementations share this shape: **local** (a `rendezvous room` child process
 //! per room, here) and **Kubernetes** (a `Room` object per room, reconciled by the
-//! operator; a later issue). A runtime reports what happens to rooms after `start`
+//! operator, in [`kube`]). A runtime reports what happens to rooms after `start`
 //! returns — ready, ended — as [`RoomEvent`]s on the channel it was built with, so
 //! the router never polls rooms.
 
+pub mod kube;
 pub mod local;
 
 use std::time::Duration;

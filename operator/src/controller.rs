@@ -1,0 +1,251 @@
+//! The reconciler: Room → Pod, status, graceful close, lifetime.
+//!
+//! Level-triggered: each reconcile reads the Room and its Pod, computes what should be
+//! ([`desired_pod`], [`status_from`]) and applies the difference with server-side apply
+//! under one field manager. Deletion goes through the `rendezvous.dev/close` finalizer:
+//! the Pod is deleted gracefully (SIGTERM: the room server sends everyone
+//! `room_closed` and exits), the operator waits up to `close_grace` for it, then
+//! releases the Room; garbage collection removes whatever is left.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt as _};
+use rendezvous_crds::{Phase, Room, RoomStatus, FINALIZER, ROOM_LABEL};
+use serde_json::json;
+
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::pod::{desired_pod, pod_name, PodConfig};
+use crate::status::status_from;
+
+/// The one field manager of every write the operator makes.
+pub const MANAGER: &str = "rendezvous-operator";
+
+/// Reconcile settings beyond the Pod template.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub pod: PodConfig,
+    /// Pod replacements (deleted, failed) before the Room is marked Failed.
+    pub max_restarts: u32,
+    /// How long the finalizer waits for the room server to go.
+    pub close_grace: Duration,
+    /// Re-check interval for a healthy Room (lifetime, drift).
+    pub resync: Duration,
+    /// Rooms reconciled at once.
+    pub concurrency: u16,
+}
+
+/// Shared state of the reconciler.
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub metrics: Metrics,
+}
+
+/// Entry point of one reconcile: the finalizer decides between apply and cleanup.
+#[tracing::instrument(skip(room, ctx), fields(room = %room.name_any()))]
+pub async fn reconcile(room: Arc<Room>, ctx: Arc<Context>) -> Result<Action> {
+    let _timer = ctx.metrics.count_and_measure();
+    let ns = room.namespace().ok_or(Error::MissingField("namespace"))?;
+    let rooms: Api<Room> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&rooms, FINALIZER, room, |event| async {
+        match event {
+            Finalizer::Apply(room) => apply(&room, &ctx).await,
+            Finalizer::Cleanup(room) => cleanup(&room, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Errors back off by requeueing; the controller's own watch retries are separate.
+pub fn error_policy(room: Arc<Room>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(room = %room.name_any(), %error, "reconcile failed");
+    ctx.metrics.reconcile_failure(error);
+    Action::requeue(Duration::from_secs(5))
+}
+
+fn seconds_left(room: &Room, now: Timestamp) -> Option<i64> {
+    let created = room.metadata.creation_timestamp.as_ref()?.0;
+    Some(created.as_second() + i64::from(room.spec.max_duration) - now.as_second())
+}
+
+async fn apply(room: &Room, ctx: &Context) -> Result<Action> {
+    let ns = room.namespace().ok_or(Error::MissingField("namespace"))?;
+    let rooms: Api<Room> = Api::namespaced(ctx.client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    // Maximum lifetime ends the Room object itself (the finalizer then closes it).
+    if seconds_left(room, Timestamp::now()).is_some_and(|s| s <= 0) {
+        tracing::info!("maximum lifetime reached; deleting the Room");
+        rooms
+            .delete(&room.name_any(), &DeleteParams::default())
+            .await?;
+        return Ok(Action::await_change());
+    }
+    let old = room.status.clone().unwrap_or_default();
+    let mut pod = pods.get_opt(&pod_name(room)).await?;
+    let mut restarts = old.restarts;
+    let phase_now = pod.as_ref().and_then(|p| p.status.as_ref()?.phase.clone());
+    match phase_now.as_deref() {
+        // The room ended itself (idle timeout, lifetime, closed): end the Room too.
+        Some("Succeeded") => {
+            write_status(
+                &rooms,
+                room,
+                status_from(room, pod.as_ref(), ctx.settings.pod.port),
+            )
+            .await?;
+            tracing::info!("room server ended; deleting the Room");
+            rooms
+                .delete(&room.name_any(), &DeleteParams::default())
+                .await?;
+            return Ok(Action::await_change());
+        }
+        Some("Failed") if restarts < ctx.settings.max_restarts => {
+            tracing::warn!("room server Pod failed; replacing it");
+            pods.delete(&pod_name(room), &DeleteParams::default())
+                .await?;
+            restarts += 1;
+            pod = None;
+        }
+        _ => {}
+    }
+    let lost_pod = pod.is_none() && old.pod_uid.is_some() && restarts == old.restarts;
+    if lost_pod {
+        restarts += 1;
+    }
+    let give_up = pod.is_none() && restarts > ctx.settings.max_restarts;
+    if pod.is_none() && !give_up {
+        let want = desired_pod(room, &ctx.settings.pod);
+        let params = PatchParams::apply(MANAGER).force();
+        pod = Some(
+            pods.patch(&pod_name(room), &params, &Patch::Apply(&want))
+                .await?,
+        );
+    }
+    let mut status = status_from(room, pod.as_ref(), ctx.settings.pod.port);
+    status.restarts = restarts;
+    if give_up {
+        status.phase = Phase::Failed;
+        status.conditions[0].reason = "TooManyRestarts".into();
+        status.conditions[0].message = format!(
+            "the room server Pod was replaced {} times",
+            ctx.settings.max_restarts
+        );
+    }
+    write_status(&rooms, room, status).await?;
+    let left = seconds_left(room, Timestamp::now()).unwrap_or(i64::MAX);
+    let wait = ctx
+        .settings
+        .resync
+        .min(Duration::from_secs(left.max(1) as u64));
+    Ok(Action::requeue(wait))
+}
+
+/// Write the status if it changed (server-side apply on the status subresource).
+async fn write_status(rooms: &Api<Room>, room: &Room, status: RoomStatus) -> Result<()> {
+    if room.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let patch = json!({
+        "apiVersion": "rendezvous.dev/v1alpha1",
+        "kind": "Room",
+        "status": status,
+    });
+    let params = PatchParams::apply(MANAGER).force();
+    rooms
+        .patch_status(&room.name_any(), &params, &Patch::Apply(&patch))
+        .await?;
+    Ok(())
+}
+
+async fn cleanup(room: &Room, ctx: &Context) -> Result<Action> {
+    let ns = room.namespace().ok_or(Error::MissingField("namespace"))?;
+    let rooms: Api<Room> = Api::namespaced(ctx.client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    let pod = pods.get_opt(&pod_name(room)).await?;
+    write_status(
+        &rooms,
+        room,
+        status_from(room, pod.as_ref(), ctx.settings.pod.port),
+    )
+    .await?;
+    if pod.is_some() {
+        // SIGTERM is how we ask the room server to close: it sends `room_closed` to
+        // everyone and exits. Its grace period bounds how long that may take.
+        let grace = ctx.settings.close_grace.as_secs() as u32;
+        let dp = DeleteParams {
+            grace_period_seconds: Some(grace),
+            ..DeleteParams::background()
+        };
+        match pods.delete(&pod_name(room), &dp).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        let gone = async {
+            while pods.get_opt(&pod_name(room)).await.ok().flatten().is_some() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        };
+        if tokio::time::timeout(ctx.settings.close_grace, gone)
+            .await
+            .is_err()
+        {
+            tracing::warn!("room server did not go in time; leaving it to garbage collection");
+        }
+    }
+    tracing::info!("room closed");
+    Ok(Action::await_change())
+}
+
+/// Run the controller until `shutdown` resolves. `namespace`: `None` watches all.
+pub async fn run_controller(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    store_out: tokio::sync::watch::Sender<Option<Store<Room>>>,
+) {
+    let client = ctx.client.clone();
+    let (rooms, pods): (Api<Room>, Api<Pod>) = match &namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client, ns),
+        ),
+        None => (Api::all(client.clone()), Api::all(client)),
+    };
+    let pod_cfg = watcher::Config::default().labels(ROOM_LABEL);
+    let config = kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
+    let controller = Controller::new(rooms, watcher::Config::default().any_semantic())
+        .owns(pods, pod_cfg.any_semantic())
+        .with_config(config)
+        .graceful_shutdown_on(shutdown);
+    let _ = store_out.send(Some(controller.store()));
+    controller
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+
+/// Rooms by phase, counted from the controller's cache (for `/metrics`).
+pub fn count_phases(store: &Store<Room>, metrics: &Metrics) {
+    let mut counts = [0i64; Phase::ALL.len()];
+    for room in store.state() {
+        let phase = room.status.as_ref().map(|s| s.phase).unwrap_or_default();
+        if let Some(i) = Phase::ALL.iter().position(|p| *p == phase) {
+            counts[i] += 1;
+        }
+    }
+    for (p, n) in Phase::ALL.iter().zip(counts) {
+        metrics.rooms.with_label_values(&[p.as_str()]).set(n);
+    }
+}

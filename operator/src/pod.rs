@@ -1,0 +1,285 @@
+//! `desired_pod`: the room-server Pod a Room should have. Pure: no I/O, no clock.
+//!
+//! The Pod runs `rendezvous room` (the image's entrypoint is the `rendezvous` binary)
+//! with the Room's settings, under the restricted Pod Security Standard, and is owned
+//! by the Room (controller owner reference), so garbage collection removes it with
+//! the Room. `restartPolicy: Never`: a room's state lives in memory, so a restarted
+//! container would be a different, empty room; the operator decides about
+//! replacements (bounded by `--max-restarts`).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, Pod, PodSecurityContext,
+    PodSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{Resource as _, ResourceExt as _};
+use rendezvous_crds::{Room, ROOM_LABEL};
+
+/// What every room Pod shares (from the operator's flags).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodConfig {
+    pub image: String,
+    pub image_pull_policy: String,
+    /// TCP port the room server listens on inside the Pod.
+    pub port: u16,
+    pub cpu_request: String,
+    pub cpu_limit: String,
+    pub memory_request: String,
+    pub memory_limit: String,
+    /// Where rooms fetch the router's room-token keys (`RENDEZVOUS_ROOM_TOKEN_JWKS_URL`).
+    pub token_jwks_url: Option<String>,
+    /// Seconds a room gets between SIGTERM (everyone gets `room_closed`) and SIGKILL.
+    pub termination_grace_secs: i64,
+}
+
+impl PodConfig {
+    pub fn test() -> Self {
+        Self {
+            image: "rendezvous:test".into(),
+            image_pull_policy: "IfNotPresent".into(),
+            port: 8090,
+            cpu_request: "50m".into(),
+            cpu_limit: "1".into(),
+            memory_request: "32Mi".into(),
+            memory_limit: "256Mi".into(),
+            token_jwks_url: None,
+            termination_grace_secs: 5,
+        }
+    }
+}
+
+/// UID and GID the room server runs as (the distroless `nonroot` user).
+const NON_ROOT: i64 = 65532;
+
+/// The Pod's name for a Room.
+pub fn pod_name(room: &Room) -> String {
+    format!("room-{}", room.name_any())
+}
+
+/// Labels on a room's Pod.
+pub fn pod_labels(room: &Room) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".into(), "rendezvous-room".into()),
+        (
+            "app.kubernetes.io/managed-by".into(),
+            "rendezvous-operator".into(),
+        ),
+        (ROOM_LABEL.into(), room.name_any()),
+    ])
+}
+
+fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
+    BTreeMap::from([
+        ("cpu".into(), Quantity(cpu.into())),
+        ("memory".into(), Quantity(memory.into())),
+    ])
+}
+
+fn probe(path: &str, period: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http".into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(1),
+        failure_threshold: Some(3),
+        ..Probe::default()
+    }
+}
+
+fn args(room: &Room, cfg: &PodConfig) -> Vec<String> {
+    let s = &room.spec;
+    vec![
+        "room".into(),
+        "--room-id".into(),
+        room.name_any(),
+        "--listen".into(),
+        format!("0.0.0.0:{}", cfg.port),
+        "--max-participants".into(),
+        s.max_participants.to_string(),
+        "--idle-timeout".into(),
+        format!("{}s", s.idle_timeout),
+        "--max-duration".into(),
+        format!("{}s", s.max_duration),
+    ]
+}
+
+fn container(room: &Room, cfg: &PodConfig) -> Container {
+    let env = cfg.token_jwks_url.iter().map(|url| EnvVar {
+        name: "RENDEZVOUS_ROOM_TOKEN_JWKS_URL".into(),
+        value: Some(url.clone()),
+        ..EnvVar::default()
+    });
+    Container {
+        name: "room".into(),
+        image: Some(cfg.image.clone()),
+        image_pull_policy: Some(cfg.image_pull_policy.clone()),
+        args: Some(args(room, cfg)),
+        env: Some(
+            [EnvVar {
+                name: "RENDEZVOUS_LOG_FORMAT".into(),
+                value: Some("json".into()),
+                ..EnvVar::default()
+            }]
+            .into_iter()
+            .chain(env)
+            .collect(),
+        ),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: cfg.port.into(),
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        readiness_probe: Some(probe("/readyz", 2)),
+        liveness_probe: Some(probe("/healthz", 10)),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantities(&cfg.cpu_request, &cfg.memory_request)),
+            limits: Some(quantities(&cfg.cpu_limit, &cfg.memory_limit)),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            privileged: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Capabilities::default()
+            }),
+            seccomp_profile: Some(runtime_default()),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    }
+}
+
+fn runtime_default() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        ..SeccompProfile::default()
+    }
+}
+
+/// The Pod `room` should have. The caller applies it with server-side apply.
+pub fn desired_pod(room: &Room, cfg: &PodConfig) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(pod_name(room)),
+            namespace: room.namespace(),
+            labels: Some(pod_labels(room)),
+            owner_references: room.controller_owner_ref(&()).map(|o| vec![o]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            containers: vec![container(room, cfg)],
+            restart_policy: Some("Never".into()),
+            // The room server never talks to the API server.
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            termination_grace_period_seconds: Some(cfg.termination_grace_secs),
+            // Backstop for the room's own max-duration timer.
+            active_deadline_seconds: Some(i64::from(room.spec.max_duration) + 60),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(NON_ROOT),
+                run_as_group: Some(NON_ROOT),
+                seccomp_profile: Some(runtime_default()),
+                ..PodSecurityContext::default()
+            }),
+            ..PodSpec::default()
+        }),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use rendezvous_crds::{RoomKind, RoomSpec};
+
+    pub fn mk_room(name: &str) -> Room {
+        let mut room = Room::new(
+            name,
+            RoomSpec {
+                kind: RoomKind::Chat,
+                title: "Tea at four".into(),
+                creator: "ada".into(),
+                max_participants: 12,
+                idle_timeout: 300,
+                max_duration: 3600,
+            },
+        );
+        room.metadata.namespace = Some("ns".into());
+        room.metadata.uid = Some("uid-1".into());
+        room.metadata.generation = Some(1);
+        room
+    }
+
+    #[test]
+    fn pod_is_owned_labelled_and_named_after_the_room() {
+        let pod = desired_pod(&mk_room("r1"), &PodConfig::test());
+        assert_eq!(pod.metadata.name.as_deref(), Some("room-r1"));
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("ns"));
+        let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("Room", "r1"));
+        assert_eq!(owner.controller, Some(true));
+        assert_eq!(pod.metadata.labels.unwrap()[ROOM_LABEL], "r1");
+    }
+
+    #[test]
+    fn pod_runs_the_room_with_its_settings() {
+        let pod = desired_pod(&mk_room("r1"), &PodConfig::test());
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        let args = c.args.as_ref().unwrap().join(" ");
+        assert_eq!(
+            args,
+            "room --room-id r1 --listen 0.0.0.0:8090 --max-participants 12 \
+             --idle-timeout 300s --max-duration 3600s"
+        );
+        let ready = c
+            .readiness_probe
+            .as_ref()
+            .unwrap()
+            .http_get
+            .as_ref()
+            .unwrap();
+        assert_eq!(ready.path.as_deref(), Some("/readyz"));
+        let limits = c.resources.as_ref().unwrap().limits.as_ref().unwrap();
+        assert_eq!(limits["memory"], Quantity("256Mi".into()));
+    }
+
+    #[test]
+    fn pod_meets_the_restricted_security_standard() {
+        let pod = desired_pod(&mk_room("r1"), &PodConfig::test());
+        let spec = pod.spec.unwrap();
+        let psc = spec.security_context.unwrap();
+        assert_eq!(psc.run_as_non_root, Some(true));
+        assert_eq!(psc.seccomp_profile.unwrap().type_, "RuntimeDefault");
+        let sc = spec.containers[0].security_context.clone().unwrap();
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.capabilities.unwrap().drop.unwrap(), ["ALL"]);
+        assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+        assert_eq!(spec.automount_service_account_token, Some(false));
+    }
+
+    #[test]
+    fn jwks_url_reaches_the_room_when_configured() {
+        let cfg = PodConfig {
+            token_jwks_url: Some("http://router/.well-known/room-jwks.json".into()),
+            ..PodConfig::test()
+        };
+        let pod = desired_pod(&mk_room("r1"), &cfg);
+        let env = pod.spec.unwrap().containers[0].env.clone().unwrap();
+        assert!(env
+            .iter()
+            .any(|e| e.name == "RENDEZVOUS_ROOM_TOKEN_JWKS_URL"));
+    }
+}

@@ -1,0 +1,197 @@
+//! Shared harness of the tests against a real API server (`KUBECONFIG`).
+//!
+//! Without `KUBECONFIG` a test skips with a loud message, except under `CI=true`,
+//! where it fails. Each test gets its own namespace and runs the operator in-process.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use clap::Parser;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::{Client, CustomResourceExt as _};
+use rendezvous_crds::Room;
+use tokio::sync::oneshot;
+
+/// A client for the cluster in `KUBECONFIG`, or `None` (skip) outside CI.
+pub async fn client() -> Option<Client> {
+    if std::env::var_os("KUBECONFIG").is_none() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("KUBECONFIG is not set: this test needs the real control plane (scripts/k8s-env up NAME)");
+        }
+        eprintln!("\n*** SKIPPED: KUBECONFIG is not set; run `eval \"$(scripts/k8s-env up dev)\"` first ***\n");
+        return None;
+    }
+    let client = Client::try_default().await.expect("client from KUBECONFIG");
+    install_crd(&client).await;
+    Some(client)
+}
+
+/// Apply the CRD (server-side apply: idempotent across tests) and wait until served.
+pub async fn install_crd(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply("rendezvous-tests").force();
+    crds.patch("rooms.rendezvous.dev", &params, &Patch::Apply(Room::crd()))
+        .await
+        .expect("apply the CRD");
+    for _ in 0..100 {
+        let rooms: Api<Room> = Api::all(client.clone());
+        if rooms.list(&Default::default()).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the Room CRD was not served in time");
+}
+
+/// A fresh namespace `prefix-XXXX`.
+pub async fn namespace(client: &Client, prefix: &str) -> String {
+    let name = format!("{prefix}-{:08x}", rand_u32());
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let mut ns = Namespace::default();
+    ns.metadata.name = Some(name.clone());
+    nss.create(&PostParams::default(), &ns)
+        .await
+        .expect("create namespace");
+    name
+}
+
+pub async fn delete_namespace(client: &Client, name: &str) {
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let _ = nss.delete(name, &DeleteParams::background()).await;
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish() as u32
+}
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: rendezvous_operator::Args,
+}
+
+/// Operator arguments for tests: this namespace, quick close and lease timings.
+pub fn args(ns: &str, identity: &str, extra: &[&str]) -> rendezvous_operator::Args {
+    let mut argv = vec![
+        "op".to_owned(),
+        format!("--namespace={ns}"),
+        "--listen=127.0.0.1:0".into(),
+        "--room-image=rendezvous:test".into(),
+        "--close-grace=1s".into(),
+        "--lease-duration=3s".into(),
+        "--lease-renew=1s".into(),
+        format!("--identity={identity}"),
+    ];
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    Cli::parse_from(argv).args
+}
+
+/// An operator running in this process until the returned handle is stopped.
+pub struct Operator {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Operator {
+    pub fn spawn(client: &Client, args: rendezvous_operator::Args) -> Self {
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(rendezvous_operator::run_with_client(
+            args,
+            client.clone(),
+            async {
+                let _ = rx.await;
+            },
+        ));
+        Self {
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    /// Shut down and wait for a clean exit.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().expect("stopped once").send(());
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("operator stops in time")
+            .expect("operator task")
+            .expect("operator exits cleanly");
+    }
+}
+
+/// Poll `f` every 100 ms until it returns `Some`, or panic after `secs`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Run `kubectl ARGS` (with `KUBECONFIG` from the environment) feeding `stdin`.
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl");
+    let mut input = child.stdin.take().expect("stdin");
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).expect("write stdin");
+    }
+    drop(input);
+    child.wait_with_output().expect("kubectl output")
+}
+
+/// A Room manifest.
+pub fn room_yaml(ns: &str, name: &str, max: u32) -> String {
+    format!(
+        "apiVersion: rendezvous.dev/v1alpha1\nkind: Room\nmetadata:\n  name: {name}\n  namespace: {ns}\n\
+         spec:\n  kind: chat\n  title: Tea\n  creator: ada\n  maxParticipants: {max}\n  idleTimeout: 300\n  maxDuration: 3600\n"
+    )
+}
+
+/// End a test: delete its Rooms while the operator still runs (so finalizers do not
+/// strand the namespace), stop the operator, delete the namespace.
+pub async fn finish(client: &Client, ns: &str, op: Operator) {
+    let rooms: Api<Room> = Api::namespaced(client.clone(), ns);
+    let _ = rooms
+        .delete_collection(&DeleteParams::default(), &Default::default())
+        .await;
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while rooms
+            .list(&Default::default())
+            .await
+            .map(|l| !l.items.is_empty())
+            .unwrap_or(false)
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    op.stop().await;
+    delete_namespace(client, ns).await;
+}
