@@ -40,6 +40,8 @@ impl RoomKind {
 }
 
 /// The desired room. `kind` and `creator` never change after creation.
+// Each `printcolumn(...)` repeats `type_ = "string"`: clippy takes that for duplicates.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(
     group = "rendezvous.dev",
