@@ -2,24 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// What a room carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RoomKind {
-    Chat,
-    Video,
-    Both,
-}
-
-impl RoomKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RoomKind::Chat => "chat",
-            RoomKind::Video => "video",
-            RoomKind::Both => "both",
-        }
-    }
-}
+/// What a room carries: one definition, the `Room` resource's.
+pub use rendezvous_crds::RoomKind;
 
 /// Where a room is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,7 +24,7 @@ use rendezvous_crds::{Phase, Room};
 use tokio::sync::mpsc;
 
 use super::{RoomEvent, RoomRuntime, RoomSpec};
-use crate::model::{RoomKind, RoomState};
+use crate::model::RoomState;
 use crate::tokens::RoomTokens;
 
 /// Label on every Room this router created; the watch selects on it.
@@ -46,11 +46,7 @@ pub struct KubeRuntime {
 
 /// The Room object the router creates for `spec`, clamped to the CRD's bounds.
 pub fn room_object(spec: &RoomSpec) -> Room {
-    let kind = match spec.kind {
-        RoomKind::Chat => rendezvous_crds::RoomKind::Chat,
-        RoomKind::Video => rendezvous_crds::RoomKind::Video,
-        RoomKind::Both => rendezvous_crds::RoomKind::Both,
-    };
+    let kind = spec.kind;
     let secs = |d: Duration, lo: u64, hi: u64| d.as_secs().clamp(lo, hi) as u32;
     let mut room = Room::new(
         &spec.id,
@@ -82,11 +78,7 @@ pub fn registry_room(r: &Room) -> Option<crate::registry::Room> {
     if r.metadata.deletion_timestamp.is_some() {
         return None;
     }
-    let kind = match r.spec.kind {
-        rendezvous_crds::RoomKind::Chat => RoomKind::Chat,
-        rendezvous_crds::RoomKind::Video => RoomKind::Video,
-        rendezvous_crds::RoomKind::Both => RoomKind::Both,
-    };
+    let kind = r.spec.kind;
     Some(crate::registry::Room {
         id: r.name_any(),
         kind,
@@ -279,7 +271,7 @@ mod tests {
     fn mk_spec() -> RoomSpec {
         RoomSpec {
             id: "abc".into(),
-            kind: RoomKind::Video,
+            kind: rendezvous_crds::RoomKind::Video,
             title: "t".into(),
             creator: "ada".into(),
             max_participants: 5000,
