@@ -69,8 +69,13 @@ pub async fn reconcile(room: Arc<Room>, ctx: Arc<Context>) -> Result<Action> {
 
 /// Errors back off by requeueing; the controller's own watch retries are separate.
 pub fn error_policy(room: Arc<Room>, error: &Error, ctx: Arc<Context>) -> Action {
-    tracing::warn!(room = %room.name_any(), %error, "reconcile failed");
     ctx.metrics.reconcile_failure(error);
+    if error.is_stale() {
+        // Not a failure of the cluster: our cache is one write behind. Try again soon.
+        tracing::debug!(room = %room.name_any(), "stale read; reconciling again");
+        return Action::requeue(Duration::from_millis(200));
+    }
+    tracing::warn!(room = %room.name_any(), %error, "reconcile failed");
     Action::requeue(Duration::from_secs(5))
 }
 
@@ -152,6 +157,11 @@ async fn apply(room: &Room, ctx: &Context) -> Result<Action> {
 }
 
 /// Write the status if it changed (server-side apply on the status subresource).
+///
+/// The status is computed from `room`, which may come from a cache that lags behind
+/// our own last write (the restart count is carried over from it). The patch therefore
+/// names the `resourceVersion` it was computed from: a stale write is refused with
+/// 409 and surfaces as [`Error::Stale`], and the next reconcile sees the newer object.
 async fn write_status(rooms: &Api<Room>, room: &Room, status: RoomStatus) -> Result<()> {
     if room.status.as_ref() == Some(&status) {
         return Ok(());
@@ -159,13 +169,18 @@ async fn write_status(rooms: &Api<Room>, room: &Room, status: RoomStatus) -> Res
     let patch = json!({
         "apiVersion": "rendezvous.dev/v1alpha1",
         "kind": "Room",
+        "metadata": { "resourceVersion": room.resource_version() },
         "status": status,
     });
     let params = PatchParams::apply(MANAGER).force();
-    rooms
+    match rooms
         .patch_status(&room.name_any(), &params, &Patch::Apply(&patch))
-        .await?;
-    Ok(())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Err(Error::Stale),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn cleanup(room: &Room, ctx: &Context) -> Result<Action> {
