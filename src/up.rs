@@ -35,9 +35,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let metrics = HttpMetrics::new("up");
+    let mut router_cfg = args.router;
+    // The router's secret lives next to the users database unless told otherwise.
+    router_cfg
+        .secret_file
+        .get_or_insert_with(|| args.users.data_dir.join("router.secret"));
     let users = rendezvous_users::Ctx::new(args.users, &metrics).await?;
     let (router, events) = rendezvous_router::Ctx::local(
-        args.router,
+        router_cfg,
         users.keys.verifier().clone(),
         metrics.registry(),
     )?;

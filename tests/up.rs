@@ -40,7 +40,33 @@ async fn up_serves_users_on_sqlite_and_stops_cleanly_on_sigterm() {
         "SQLite database created under --data-dir"
     );
 
+    // The router's secret sits next to the database, readable by its owner only,
+    // and the room-token keys derived from it are published.
+    let secret = up.data_dir.join("router.secret");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&secret).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{}", secret.display());
+    }
+    let kid = room_token_kid(&up.base).await;
+
     up.signal("-TERM");
     let exit = up.wait_exit(Duration::from_secs(10)).await;
     assert!(exit.success(), "exit status {exit:?}");
+
+    // Started again on the same data dir: the same secret, so the same keys.
+    let again = common::start_up_in(up.data_dir.clone(), &[]);
+    assert_eq!(room_token_kid(&again.base).await, kid);
+}
+
+/// The `kid` of the room-token key `up` at `base` publishes.
+async fn room_token_kid(base: &str) -> String {
+    let jwks: Value = reqwest::get(format!("{base}/.well-known/room-jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"][0]["kid"].as_str().unwrap().to_owned()
 }

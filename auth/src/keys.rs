@@ -38,6 +38,27 @@ impl SigningKey {
         Self::from_pkcs8(doc.as_ref())
     }
 
+    /// The key whose 32-byte Ed25519 seed (RFC 8032 private key) is `seed`: for keys
+    /// derived from a longer-lived secret rather than stored themselves.
+    pub fn from_seed(seed: &[u8; 32]) -> Result<Self> {
+        let pair =
+            Ed25519KeyPair::from_seed_unchecked(seed).map_err(|e| AuthError::Key(e.to_string()))?;
+        // PKCS#8 v2 (RFC 5958 OneAsymmetricKey) for Ed25519 (RFC 8410): version 1,
+        // algorithm id-Ed25519, the seed as an OCTET STRING in an OCTET STRING, and
+        // the public key as [1] BIT STRING. Fixed lengths, so fixed framing.
+        const HEAD: [u8; 16] = [
+            0x30, 0x53, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        const MID: [u8; 5] = [0xa1, 0x23, 0x03, 0x21, 0x00];
+        let mut der = Vec::with_capacity(85);
+        der.extend_from_slice(&HEAD);
+        der.extend_from_slice(seed);
+        der.extend_from_slice(&MID);
+        der.extend_from_slice(pair.public_key().as_ref());
+        Self::from_pkcs8(&der)
+    }
+
     /// Load a key from its PKCS#8 v2 DER bytes (as [`SigningKey::pkcs8`] returns).
     pub fn from_pkcs8(der: &[u8]) -> Result<Self> {
         let pair = Ed25519KeyPair::from_pkcs8(der).map_err(|e| AuthError::Key(e.to_string()))?;

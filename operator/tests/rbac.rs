@@ -4,9 +4,19 @@ mod common;
 
 use common::{client, kubectl};
 
+/// `kubectl auth can-i` as service account `sa`. `resource` is `TYPE`, `TYPE/NAME`, or
+/// `TYPE/status` / `TYPE/finalizers` for those subresources (which `can-i` would
+/// otherwise read as an object named "status").
 fn can(ns: &str, sa: &str, verb: &str, resource: &str, in_ns: Option<&str>) -> bool {
     let user = format!("--as=system:serviceaccount:{ns}:{sa}");
+    let (resource, sub) = match resource.rsplit_once('/') {
+        Some((r, s @ ("status" | "finalizers"))) => (r, Some(format!("--subresource={s}"))),
+        _ => (resource, None),
+    };
     let mut a = vec!["auth", "can-i", verb, resource, user.as_str()];
+    if let Some(s) = &sub {
+        a.push(s);
+    }
     let n;
     if let Some(x) = in_ns {
         n = format!("--namespace={x}");
@@ -67,7 +77,7 @@ async fn each_account_has_least_privilege() {
     }
     let r = "rendezvous-router";
     let mine = Some(ns.as_str());
-    for verb in ["create", "delete", "watch", "list", "get"] {
+    for verb in ["create", "delete", "watch", "list", "get", "patch"] {
         assert!(
             can(&ns, r, verb, "rooms.rendezvous.dev", mine),
             "router should {verb} rooms"

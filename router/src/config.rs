@@ -64,6 +64,14 @@ pub struct Config {
     /// Namespace of the `Room` objects (kubernetes runtime).
     #[arg(long, env = "RENDEZVOUS_ROUTER_NAMESPACE", default_value = "default")]
     pub namespace: String,
+
+    /// File holding the router's secret (32 random bytes, base64), from which the
+    /// room-token signing key and invite codes are derived; created on first start if
+    /// missing. Every router replica must read the same one (in Kubernetes: a mounted
+    /// Secret). Without it a random secret lives as long as the process, so invite
+    /// links and room tokens die with it.
+    #[arg(long, env = "RENDEZVOUS_ROUTER_SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
 }
 
 /// Which [`RoomRuntime`](crate::runtime::RoomRuntime) the router uses.
@@ -90,6 +98,7 @@ impl Config {
             router_max_body_bytes: 16 * 1024,
             runtime: RuntimeKind::Local,
             namespace: "default".into(),
+            secret_file: None,
         }
     }
 }

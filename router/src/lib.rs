@@ -18,6 +18,7 @@ mod proxy;
 pub mod registry;
 mod routes;
 pub mod runtime;
+pub mod secret;
 pub mod tokens;
 
 use std::future::Future;
@@ -85,6 +86,20 @@ pub struct Ctx {
     pub verifier: Verifier,
     pub metrics: metrics::Metrics,
     http: reqwest::Client,
+    invites_rev: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// The room-token minter for `cfg`: from `--secret-file` (created if missing), or a
+/// secret that lives as long as this process.
+fn room_tokens(cfg: &Config) -> anyhow::Result<Arc<tokens::RoomTokens>> {
+    let secret = match &cfg.secret_file {
+        Some(path) => secret::RouterSecret::load_or_create(path)?,
+        None => secret::RouterSecret::ephemeral(),
+    };
+    Ok(Arc::new(tokens::RoomTokens::new(
+        Arc::new(secret),
+        cfg.room_token_ttl,
+    )?))
 }
 
 impl Ctx {
@@ -95,7 +110,7 @@ impl Ctx {
         verifier: Verifier,
         registry: &prometheus::Registry,
     ) -> anyhow::Result<(Self, mpsc::Receiver<RoomEvent>)> {
-        let tokens = Arc::new(tokens::RoomTokens::generate(cfg.room_token_ttl)?);
+        let tokens = room_tokens(&cfg)?;
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let binary = match &cfg.room_binary {
             Some(b) => b.clone(),
@@ -110,14 +125,22 @@ impl Ctx {
 
     /// A router whose rooms are `Room` objects in `cfg.namespace`, reconciled by the
     /// operator. Rooms the router created before a restart are adopted into the
-    /// registry (without their old invite links, which lived in memory).
+    /// registry with their live invite links (kept on the Room objects; the codes
+    /// are derived from the router's secret, so they survive only with the same
+    /// `--secret-file`).
     pub async fn kubernetes(
         cfg: Config,
         verifier: Verifier,
         registry: &prometheus::Registry,
         client: ::kube::Client,
     ) -> anyhow::Result<(Self, mpsc::Receiver<RoomEvent>)> {
-        let tokens = Arc::new(tokens::RoomTokens::generate(cfg.room_token_ttl)?);
+        if cfg.secret_file.is_none() {
+            tracing::warn!(
+                "no --secret-file: invite links and room tokens will not survive a router \
+                 restart, and router replicas will not accept each other's"
+            );
+        }
+        let tokens = room_tokens(&cfg)?;
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
         let runtime = runtime::kube::KubeRuntime::start(
             client,
@@ -137,7 +160,7 @@ impl Ctx {
     fn adopt(&self, rooms: &[Arc<rendezvous_crds::Room>]) {
         let mut reg = self.registry.lock().expect("registry lock");
         for r in rooms {
-            let Some(room) = runtime::kube::registry_room(r) else {
+            let Some(room) = runtime::kube::registry_room(r, &self.tokens) else {
                 continue;
             };
             let id = room.id.clone();
@@ -167,7 +190,15 @@ impl Ctx {
                 .timeout(Duration::from_secs(2))
                 .build()
                 .expect("reqwest client"),
+            invites_rev: Arc::new(std::sync::atomic::AtomicU64::new(1)),
         }
+    }
+
+    /// A number that orders invite snapshots: taken while the registry lock that
+    /// guarded the change is still held, so later changes get larger numbers.
+    pub(crate) fn next_invites_rev(&self) -> u64 {
+        self.invites_rev
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
     fn sync_live_gauge(&self) {
@@ -225,6 +256,7 @@ pub fn routes(ctx: Ctx) -> Router {
         )
         .route("/api/join/{code}", post(routes::join))
         .route("/rooms/{id}/ws", get(proxy::ws))
+        .route("/.well-known/room-jwks.json", get(routes::room_jwks))
         .layer(DefaultBodyLimit::max(limit))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(ctx)

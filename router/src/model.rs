@@ -28,6 +28,57 @@ pub struct Invite {
     pub revoked: bool,
 }
 
+impl Invite {
+    /// What survives a router restart: everything but the code, which is derived
+    /// from the router's secret (see [`crate::secret`]).
+    pub fn record(&self) -> InviteRecord {
+        InviteRecord {
+            id: self.id.clone(),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            max_uses: self.max_uses,
+            uses: self.uses,
+        }
+    }
+
+    pub fn from_record(r: InviteRecord, code: String) -> Self {
+        Self {
+            id: r.id,
+            code,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            max_uses: r.max_uses,
+            uses: r.uses,
+            revoked: false,
+        }
+    }
+}
+
+/// A live invite as kept on the `Room` object (annotation `rendezvous.dev/invites`),
+/// so a restarted router can recompute its link. Revoked invites are not kept: after
+/// a restart their codes are simply unknown, and still admit nobody.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InviteRecord {
+    pub id: String,
+    pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u32>,
+    #[serde(default)]
+    pub uses: u32,
+}
+
+/// The records of a room's invites that still admit someone.
+pub fn live_records(invites: &[Invite]) -> Vec<InviteRecord> {
+    invites
+        .iter()
+        .filter(|i| !i.revoked)
+        .map(Invite::record)
+        .collect()
+}
+
 /// `POST /api/rooms`
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -11,7 +11,7 @@ use rendezvous_service::Json;
 
 use crate::error::{Error, Result};
 use crate::model::*;
-use crate::registry::{random_code, Room};
+use crate::registry::{Registry, Room};
 use crate::runtime::RoomSpec;
 use crate::Ctx;
 
@@ -84,16 +84,17 @@ fn room_view(base: &str, r: &Room, for_creator: bool) -> RoomView {
     }
 }
 
-fn new_invite(now: i64, req: &CreateInviteRequest) -> Result<Invite> {
+fn new_invite(ctx: &Ctx, room_id: &str, now: i64, req: &CreateInviteRequest) -> Result<Invite> {
     if req.max_uses == Some(0) {
         return Err(Error::Validation("maxUses: at least 1".into()));
     }
     if req.expires_in.is_some_and(|s| s == 0 || s > 30 * 24 * 3600) {
         return Err(Error::Validation("expiresIn: 1 second to 30 days".into()));
     }
+    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     Ok(Invite {
-        id: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
-        code: random_code(),
+        code: ctx.tokens.invite_code(room_id, &id),
+        id,
         created_at: now,
         expires_at: req.expires_in.map(|s| now + s as i64),
         max_uses: req.max_uses,
@@ -145,7 +146,33 @@ fn validated_spec(
         max_participants,
         idle_timeout: Duration::from_secs(idle),
         max_duration: Duration::from_secs(max),
+        invites: Vec::new(),
     })
+}
+
+/// Room `id`'s live invites and their order number, read under the registry lock
+/// that guarded the change.
+fn invites_snapshot(ctx: &Ctx, reg: &Registry, id: &str) -> Option<(u64, Vec<InviteRecord>)> {
+    let room = reg.get(id).ok()?;
+    Some((ctx.next_invites_rev(), live_records(&room.invites)))
+}
+
+/// Keep a room's invites where a restarted router finds them (Kubernetes runtime).
+async fn save_invites(
+    ctx: &Ctx,
+    id: &str,
+    snapshot: Option<(u64, Vec<InviteRecord>)>,
+) -> Result<()> {
+    let Some((rev, records)) = snapshot else {
+        return Ok(());
+    };
+    ctx.runtime
+        .save_invites(id, rev, records)
+        .await
+        .map_err(|e| {
+            tracing::error!(room = %id, error = %e, "could not save the room's invites");
+            Error::Internal(e)
+        })
 }
 
 /// `POST /api/rooms`: start a room; the response holds its first invite link.
@@ -159,7 +186,9 @@ pub async fn create_room(
     let started = Instant::now();
     let now = now_unix();
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let spec = validated_spec(&ctx, id.clone(), claims.sub.clone(), &req)?;
+    let mut spec = validated_spec(&ctx, id.clone(), claims.sub.clone(), &req)?;
+    let first = new_invite(&ctx, &id, now, &CreateInviteRequest::default())?;
+    spec.invites = vec![first.record()];
     let room = Room {
         id: id.clone(),
         kind: spec.kind,
@@ -171,7 +200,7 @@ pub async fn create_room(
         max_participants: spec.max_participants,
         idle_timeout_secs: spec.idle_timeout.as_secs(),
         max_duration_secs: spec.max_duration.as_secs(),
-        invites: vec![new_invite(now, &CreateInviteRequest::default())?],
+        invites: vec![first],
     };
     ctx.registry.lock().expect("registry lock").insert(
         room,
@@ -285,13 +314,13 @@ pub async fn create_invite(
             },
         })?
     };
-    let invite = new_invite(now_unix(), &req)?;
-    let invite = ctx.registry.lock().expect("registry lock").add_invite(
-        &id,
-        &claims.sub,
-        invite,
-        ctx.cfg.invites_per_room,
-    )?;
+    let invite = new_invite(&ctx, &id, now_unix(), &req)?;
+    let (invite, snapshot) = {
+        let mut reg = ctx.registry.lock().expect("registry lock");
+        let invite = reg.add_invite(&id, &claims.sub, invite, ctx.cfg.invites_per_room)?;
+        (invite, invites_snapshot(&ctx, &reg, &id))
+    };
+    save_invites(&ctx, &id, snapshot).await?;
     Ok((StatusCode::CREATED, Json(invite_view(&base, &invite))))
 }
 
@@ -301,10 +330,12 @@ pub async fn revoke_invite(
     AuthUser(claims): AuthUser,
     Path((id, invite)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    ctx.registry
-        .lock()
-        .expect("registry lock")
-        .revoke_invite(&id, &claims.sub, &invite)?;
+    let snapshot = {
+        let mut reg = ctx.registry.lock().expect("registry lock");
+        reg.revoke_invite(&id, &claims.sub, &invite)?;
+        invites_snapshot(&ctx, &reg, &id)
+    };
+    save_invites(&ctx, &id, snapshot).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -337,11 +368,21 @@ async fn join_inner(
         room.endpoint.clone().ok_or(Error::RoomNotReady)?
     };
     check_room_admits(ctx, &endpoint).await?;
-    let room = ctx
-        .registry
-        .lock()
-        .expect("registry lock")
-        .redeem(code, &claims.sub, now_unix())?;
+    let (room, snapshot) = {
+        let mut reg = ctx.registry.lock().expect("registry lock");
+        let room = reg.redeem(code, &claims.sub, now_unix())?;
+        // Uses only matter for invites with a limit; only those are worth a write.
+        let limited = room
+            .invites
+            .iter()
+            .any(|i| i.code == code && i.max_uses.is_some());
+        let snapshot = limited
+            .then(|| invites_snapshot(ctx, &reg, &room.id))
+            .flatten();
+        (room, snapshot)
+    };
+    // A join is not refused because the count could not be saved (it is logged).
+    let _ = save_invites(ctx, &room.id, snapshot).await;
     let creator = room.creator == claims.sub;
     let mut grants = if creator {
         Grants::creator()
@@ -393,4 +434,15 @@ async fn check_room_admits(ctx: &Ctx, endpoint: &str) -> Result<()> {
         return Err(Error::RoomFull);
     }
     Ok(())
+}
+
+/// `GET /.well-known/room-jwks.json`: the keys room servers verify room tokens with.
+pub async fn room_jwks(State(ctx): State<Ctx>) -> impl axum::response::IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        ctx.tokens.jwks_json().to_owned(),
+    )
 }

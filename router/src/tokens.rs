@@ -1,35 +1,43 @@
-//! Room tokens: the router's own Ed25519 key signs them; room servers verify them
-//! with the JWKS the router hands each room at start.
+//! Room tokens: signed with a key derived from the router's secret
+//! ([`crate::secret::RouterSecret`]); room servers verify them with the router's JWKS,
+//! handed to local rooms at start and served at `/.well-known/room-jwks.json` for
+//! rooms in Kubernetes.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rendezvous_api::{Grants, JwkSet, RoomClaims};
-use rendezvous_auth::{now_unix, SigningKey};
+use rendezvous_auth::now_unix;
+
+use crate::secret::RouterSecret;
 
 /// `iss` of room tokens.
 pub const ISSUER: &str = "rendezvous-router";
 /// `aud` of room tokens.
 pub const AUDIENCE: &str = "rendezvous-room";
 
-/// The router's room-token key. Generated at start: room tokens live minutes and
-/// local rooms do not outlive the router, so nothing needs it after a restart.
+/// Mints room tokens and derives invite codes.
 pub struct RoomTokens {
-    key: SigningKey,
+    secret: Arc<RouterSecret>,
     ttl: Duration,
     jwks_json: String,
 }
 
 impl RoomTokens {
-    pub fn generate(ttl: Duration) -> anyhow::Result<Self> {
-        let key = SigningKey::generate()?;
+    pub fn new(secret: Arc<RouterSecret>, ttl: Duration) -> anyhow::Result<Self> {
         let jwks_json = serde_json::to_string(&JwkSet {
-            keys: vec![key.jwk()],
+            keys: vec![secret.room_token_key().jwk()],
         })?;
         Ok(Self {
-            key,
+            secret,
             ttl,
             jwks_json,
         })
+    }
+
+    /// With a secret that lives as long as this process.
+    pub fn generate(ttl: Duration) -> anyhow::Result<Self> {
+        Self::new(Arc::new(RouterSecret::ephemeral()), ttl)
     }
 
     /// The public keys, as the JSON a room server is given.
@@ -41,6 +49,11 @@ impl RoomTokens {
         self.ttl
     }
 
+    /// The code of invite `invite_id` of room `room_id`.
+    pub fn invite_code(&self, room_id: &str, invite_id: &str) -> String {
+        self.secret.invite_code(room_id, invite_id)
+    }
+
     /// A room token for `user` in `room`.
     pub fn mint(
         &self,
@@ -50,7 +63,7 @@ impl RoomTokens {
         grants: Grants,
     ) -> rendezvous_auth::Result<String> {
         let now = now_unix();
-        self.key.sign(&RoomClaims {
+        self.secret.room_token_key().sign(&RoomClaims {
             sub: user.to_owned(),
             name: name.to_owned(),
             room: room.to_owned(),

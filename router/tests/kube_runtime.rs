@@ -1,5 +1,6 @@
 //! The router's Kubernetes runtime against a real API server, with the operator
-//! running in-process: create → Ready event with the Pod's endpoint, list, close.
+//! running in-process: create → Ready event with the Pod's endpoint, list, close; and a
+//! router restart that keeps rooms, invite links and room-token keys.
 //! Needs `KUBECONFIG` (skips loudly without it; fails under `CI=true`).
 
 #[path = "../../operator/tests/common/mod.rs"]
@@ -10,11 +11,15 @@ use std::time::Duration;
 
 use kube::api::Api;
 use kube::ResourceExt as _;
+use rendezvous_api::{AccessClaims, JwkSet, RoomClaims};
+use rendezvous_auth::{Expect, KeySet, SigningKey, Verifier};
 use rendezvous_crds::Room;
+use rendezvous_router::config::RuntimeKind;
 use rendezvous_router::model::RoomKind;
 use rendezvous_router::runtime::kube::KubeRuntime;
 use rendezvous_router::runtime::{RoomEvent, RoomRuntime as _, RoomSpec};
-use rendezvous_router::tokens::RoomTokens;
+use rendezvous_router::tokens::{self, RoomTokens};
+use rendezvous_router::{Config, Ctx};
 use tokio::sync::mpsc;
 
 fn spec(id: &str) -> RoomSpec {
@@ -26,6 +31,7 @@ fn spec(id: &str) -> RoomSpec {
         max_participants: 5,
         idle_timeout: Duration::from_secs(300),
         max_duration: Duration::from_secs(3600),
+        invites: Vec::new(),
     }
 }
 
@@ -81,5 +87,265 @@ async fn kubernetes_runtime_creates_lists_and_closes_rooms() {
         matches!(ended, RoomEvent::Ended { ref id, .. } if id == "r1"),
         "{ended:?}"
     );
+    common::finish(&client, &ns, op).await;
+}
+
+/// A router on the Kubernetes runtime, serving its API on a loopback port.
+struct Router {
+    base: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Router {
+    async fn start(
+        client: &kube::Client,
+        ns: &str,
+        secret: &std::path::Path,
+        users: &SigningKey,
+    ) -> Self {
+        let mut cfg = Config::test();
+        cfg.runtime = RuntimeKind::Kubernetes;
+        cfg.namespace = ns.into();
+        cfg.secret_file = Some(secret.into());
+        let keys = KeySet::from_jwks(&JwkSet {
+            keys: vec![users.jwk()],
+        })
+        .unwrap();
+        let verifier = Verifier::with_keys(keys, Expect::new("users", "rendezvous"));
+        let (ctx, events) =
+            Ctx::kubernetes(cfg, verifier, &prometheus::Registry::new(), client.clone())
+                .await
+                .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let follower = ctx.clone().follow_events(events);
+        let app = rendezvous_router::routes(ctx);
+        let server = tokio::spawn(async move {
+            tokio::spawn(follower);
+            axum::serve(listener, app).await.unwrap();
+        });
+        Self { base, server }
+    }
+
+    /// `METHOD path` as `user`; status and JSON body.
+    async fn call(
+        &self,
+        users: &SigningKey,
+        user: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let now = rendezvous_auth::now_unix();
+        let token = users
+            .sign(&AccessClaims {
+                sub: user.into(),
+                name: user.into(),
+                iat: now,
+                exp: now + 300,
+                iss: "users".into(),
+                aud: "rendezvous".into(),
+            })
+            .unwrap();
+        let mut req = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// `POST /api/join/{code}` as `user`: the status and the error code, if any.
+    async fn join(&self, users: &SigningKey, user: &str, code: &str) -> (u16, String) {
+        let (status, body) = self
+            .call(
+                users,
+                user,
+                reqwest::Method::POST,
+                &format!("/api/join/{code}"),
+                None,
+            )
+            .await;
+        let code = body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        (status, code)
+    }
+
+    async fn room_jwks(&self) -> JwkSet {
+        reqwest::get(format!("{}/.well-known/room-jwks.json", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+fn code_of(url: &serde_json::Value) -> String {
+    url.as_str().unwrap().rsplit('/').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_restarted_router_keeps_its_rooms_invite_links_and_token_keys() {
+    use reqwest::Method;
+    let Some(client) = common::client().await else {
+        return;
+    };
+    let ns = common::namespace(&client, "router-restart").await;
+    let op = common::Operator::spawn(&client, common::args(&ns, "a", &[]));
+    let dir = std::env::temp_dir().join(format!("rdv-router-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let secret = dir.join("router.secret");
+    let users = SigningKey::generate().unwrap();
+
+    let a = Router::start(&client, &ns, &secret, &users).await;
+    let (status, room) = a
+        .call(
+            &users,
+            "ada",
+            Method::POST,
+            "/api/rooms",
+            Some(serde_json::json!({"kind": "chat", "title": "Tea"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    let id = room["id"].as_str().unwrap().to_owned();
+    let first = code_of(&room["inviteUrl"]);
+    common::eventually(30, "the room to be ready", || async {
+        let (_, r) = a
+            .call(
+                &users,
+                "ada",
+                Method::GET,
+                &format!("/api/rooms/{id}"),
+                None,
+            )
+            .await;
+        (r["state"] == "ready").then_some(())
+    })
+    .await;
+    let (status, limited) = a
+        .call(
+            &users,
+            "ada",
+            Method::POST,
+            &format!("/api/rooms/{id}/invites"),
+            Some(serde_json::json!({"maxUses": 2})),
+        )
+        .await;
+    assert_eq!(status, 201, "{limited}");
+    let limited_code = code_of(&limited["url"]);
+    let (_, revoked) = a
+        .call(
+            &users,
+            "ada",
+            Method::POST,
+            &format!("/api/rooms/{id}/invites"),
+            None,
+        )
+        .await;
+    let revoked_code = code_of(&revoked["url"]);
+    let (status, _) = a
+        .call(
+            &users,
+            "ada",
+            Method::DELETE,
+            &format!(
+                "/api/rooms/{id}/invites/{}",
+                revoked["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, joined) = a
+        .call(
+            &users,
+            "bob",
+            Method::POST,
+            &format!("/api/join/{limited_code}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{joined}");
+    let bobs_token = joined["token"].as_str().unwrap().to_owned();
+    let jwks_a = a.room_jwks().await;
+    a.server.abort();
+
+    // The next router (same secret) adopts the room with its live invites.
+    let b = Router::start(&client, &ns, &secret, &users).await;
+    let (status, room) = b
+        .call(
+            &users,
+            "ada",
+            Method::GET,
+            &format!("/api/rooms/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{room}");
+    assert_eq!(room["state"], "ready");
+    assert_eq!(code_of(&room["inviteUrl"]), first);
+    let invites = room["invites"].as_array().unwrap();
+    let codes: Vec<String> = invites.iter().map(|i| code_of(&i["url"])).collect();
+    assert_eq!(
+        codes,
+        [first.clone(), limited_code.clone()],
+        "the revoked one stays gone"
+    );
+    assert_eq!(invites[1]["uses"], 1, "bob's use was kept");
+    // Room tokens minted before the restart still verify with the new router's keys.
+    let jwks_b = b.room_jwks().await;
+    assert_eq!(jwks_a.keys[0].kid, jwks_b.keys[0].kid);
+    let claims: RoomClaims = KeySet::from_jwks(&jwks_b)
+        .unwrap()
+        .verify(&bobs_token, &Expect::new(tokens::ISSUER, tokens::AUDIENCE))
+        .unwrap();
+    assert_eq!(
+        (claims.sub.as_str(), claims.room.as_str()),
+        ("bob", id.as_str())
+    );
+    // The links behave as before: one use left on the limited one, none on the revoked.
+    assert_eq!(
+        b.join(&users, "cy", &limited_code).await,
+        (200, String::new())
+    );
+    let (status, code) = b.join(&users, "dee", &limited_code).await;
+    assert_eq!((status, code.as_str()), (410, "invite_used_up"));
+    let (status, code) = b.join(&users, "eve", &revoked_code).await;
+    assert_eq!((status, code.as_str()), (404, "invite_not_found"));
+    assert_eq!(b.join(&users, "fay", &first).await, (200, String::new()));
+
+    // A router with another secret cannot honour the old links.
+    b.server.abort();
+    let c = Router::start(&client, &ns, &dir.join("other.secret"), &users).await;
+    let (status, code) = c.join(&users, "gus", &first).await;
+    assert_eq!((status, code.as_str()), (404, "invite_not_found"));
+    let (status, _) = c
+        .call(
+            &users,
+            "ada",
+            Method::DELETE,
+            &format!("/api/rooms/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let rooms: Api<Room> = Api::namespaced(client.clone(), &ns);
+    assert!(
+        rooms.get_opt(&id).await.unwrap().is_none(),
+        "closed room is gone"
+    );
+    c.server.abort();
+    std::fs::remove_dir_all(&dir).unwrap();
     common::finish(&client, &ns, op).await;
 }

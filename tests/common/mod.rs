@@ -26,6 +26,11 @@ impl Drop for Up {
 pub fn start_up(extra: &[&str]) -> Up {
     let data_dir =
         std::env::temp_dir().join(format!("rendezvous-up-{}", uuid::Uuid::new_v4().simple()));
+    start_up_in(data_dir, extra)
+}
+
+/// Start `rendezvous up` on a free port with `data_dir` (removed when dropped).
+pub fn start_up_in(data_dir: std::path::PathBuf, extra: &[&str]) -> Up {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rendezvous"))
         .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data_dir)

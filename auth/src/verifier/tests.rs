@@ -175,3 +175,37 @@ async fn jwks_verifier_reports_an_unreachable_issuer() {
     assert!(matches!(err, AuthError::KeysUnavailable(_)));
     assert!(!err.is_client_error());
 }
+
+#[tokio::test]
+async fn a_key_from_a_seed_is_stable_and_verifies() {
+    // RFC 8032 section 7.1, test 1: the seed and the public key it must yield.
+    let seed: [u8; 32] = hex32("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60");
+    let public = hex32("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
+    let a = SigningKey::from_seed(&seed).unwrap();
+    let b = SigningKey::from_seed(&seed).unwrap();
+    assert_eq!(a.kid(), b.kid(), "same seed, same kid");
+    assert_eq!(a.pkcs8(), b.pkcs8());
+    let x = a.jwk().x;
+    let decoded = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        x.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(decoded, public);
+    // The PKCS#8 document loads back, and tokens verify against the JWK.
+    let again = SigningKey::from_pkcs8(a.pkcs8()).unwrap();
+    assert_eq!(again.kid(), a.kid());
+    let v = Verifier::with_keys(set_of(&[&a]), mk_expect());
+    let token = again.sign(&mk_claims(60)).unwrap();
+    assert_eq!(v.verify::<AccessClaims>(&token).await.unwrap().sub, "u1");
+    let other = SigningKey::from_seed(&[7; 32]).unwrap();
+    assert_ne!(other.kid(), a.kid());
+}
+
+fn hex32(s: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
+}

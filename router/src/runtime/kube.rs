@@ -8,6 +8,8 @@
 //! deletes the Room (the operator's finalizer closes the Pod) and waits a bounded time
 //! for it to vanish. The Room objects are the truth: a restarted router finds its rooms
 //! in the store ([`KubeRuntime::rooms`]) and adopts them; router shutdown leaves them.
+//! A room's live invites ride on its Room as the annotation [`INVITES_ANNOTATION`]
+//! (ids, limits and use counts; never codes, which only the router's secret yields).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures::future::BoxFuture;
 use futures::{FutureExt as _, StreamExt as _};
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt as _};
 use kube::ResourceExt as _;
@@ -24,8 +26,11 @@ use rendezvous_crds::{Phase, Room};
 use tokio::sync::mpsc;
 
 use super::{RoomEvent, RoomRuntime, RoomSpec};
-use crate::model::RoomState;
+use crate::model::{Invite, InviteRecord, RoomState};
 use crate::tokens::RoomTokens;
+
+/// Annotation holding a Room's live invites (JSON list of [`InviteRecord`]).
+pub const INVITES_ANNOTATION: &str = "rendezvous.dev/invites";
 
 /// Label on every Room this router created; the watch selects on it.
 pub const CREATED_BY: (&str, &str) = ("app.kubernetes.io/created-by", "rendezvous-router");
@@ -42,6 +47,9 @@ pub struct KubeRuntime {
     tokens: Arc<RoomTokens>,
     stop_timeout: Duration,
     http: reqwest::Client,
+    /// Newest invite snapshot written per room; held across the write so snapshots
+    /// land in order. Entries go when rooms stop.
+    invites_written: tokio::sync::Mutex<HashMap<String, u64>>,
 }
 
 /// The Room object the router creates for `spec`, clamped to the CRD's bounds.
@@ -62,13 +70,43 @@ pub fn room_object(spec: &RoomSpec) -> Room {
     room.metadata = ObjectMeta {
         name: Some(spec.id.clone()),
         labels: Some([(CREATED_BY.0.to_owned(), CREATED_BY.1.to_owned())].into()),
+        annotations: Some(
+            [(
+                INVITES_ANNOTATION.to_owned(),
+                serde_json::to_string(&spec.invites).expect("invites serialize"),
+            )]
+            .into(),
+        ),
         ..ObjectMeta::default()
     };
     room
 }
 
+/// The invites kept on a Room, with their codes derived again. A missing or
+/// unreadable annotation means none (the creator can make new ones).
+pub fn invites_of(r: &Room, tokens: &RoomTokens) -> Vec<Invite> {
+    let Some(text) = r.annotations().get(INVITES_ANNOTATION) else {
+        return Vec::new();
+    };
+    let records: Vec<InviteRecord> = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(room = %r.name_any(), error = %e, "unreadable invites annotation");
+            return Vec::new();
+        }
+    };
+    let id = r.name_any();
+    records
+        .into_iter()
+        .map(|rec| {
+            let code = tokens.invite_code(&id, &rec.id);
+            Invite::from_record(rec, code)
+        })
+        .collect()
+}
+
 /// The registry entry for a Room found in the cluster; `None` once it has ended.
-pub fn registry_room(r: &Room) -> Option<crate::registry::Room> {
+pub fn registry_room(r: &Room, tokens: &RoomTokens) -> Option<crate::registry::Room> {
     let status = r.status.clone().unwrap_or_default();
     let (state, endpoint) = match (status.phase, status.endpoint) {
         (Phase::Ready, Some(ep)) => (RoomState::Ready, Some(ep)),
@@ -94,7 +132,7 @@ pub fn registry_room(r: &Room) -> Option<crate::registry::Room> {
         max_participants: r.spec.max_participants,
         idle_timeout_secs: r.spec.idle_timeout.into(),
         max_duration_secs: r.spec.max_duration.into(),
-        invites: Vec::new(),
+        invites: invites_of(r, tokens),
     })
 }
 
@@ -146,6 +184,7 @@ impl KubeRuntime {
                 .timeout(CLOSE_TIMEOUT)
                 .connect_timeout(CLOSE_TIMEOUT)
                 .build()?,
+            invites_written: tokio::sync::Mutex::default(),
         })
     }
 
@@ -160,6 +199,33 @@ impl KubeRuntime {
             .await
             .with_context(|| format!("creating Room {}", spec.id))?;
         Ok(None)
+    }
+
+    async fn write_invites(
+        &self,
+        id: &str,
+        rev: u64,
+        invites: Vec<InviteRecord>,
+    ) -> anyhow::Result<()> {
+        let mut written = self.invites_written.lock().await;
+        if written.get(id).is_some_and(|&w| w >= rev) {
+            return Ok(()); // a newer snapshot already landed
+        }
+        let patch = serde_json::json!({
+            "metadata": { "annotations": { INVITES_ANNOTATION: serde_json::to_string(&invites)? } }
+        });
+        match self
+            .api
+            .patch(id, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {}
+            // The Room is gone (closed meanwhile): nothing left to keep.
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e).with_context(|| format!("saving the invites of Room {id}")),
+        }
+        written.insert(id.to_owned(), rev);
+        Ok(())
     }
 
     fn cached(&self, id: &str) -> Option<Arc<Room>> {
@@ -253,7 +319,21 @@ impl RoomRuntime for KubeRuntime {
     }
 
     fn stop<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
-        self.delete(id).boxed()
+        async move {
+            let res = self.delete(id).await;
+            self.invites_written.lock().await.remove(id);
+            res
+        }
+        .boxed()
+    }
+
+    fn save_invites<'a>(
+        &'a self,
+        id: &'a str,
+        rev: u64,
+        invites: Vec<InviteRecord>,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        self.write_invites(id, rev, invites).boxed()
     }
 
     /// Router shutdown leaves the Rooms: they are the truth, and the next router
@@ -277,6 +357,13 @@ mod tests {
             max_participants: 5000,
             idle_timeout: Duration::from_secs(1),
             max_duration: Duration::from_secs(3600),
+            invites: vec![InviteRecord {
+                id: "inv1".into(),
+                created_at: 1,
+                expires_at: None,
+                max_uses: Some(3),
+                uses: 1,
+            }],
         }
     }
 
@@ -289,6 +376,26 @@ mod tests {
         assert_eq!(room.spec.max_participants, 1000);
         assert_eq!(room.spec.idle_timeout, 10);
         assert_eq!(room.spec.max_duration, 3600);
+    }
+
+    #[test]
+    fn invites_ride_on_the_room_without_codes_and_come_back_with_them() {
+        let tokens = RoomTokens::generate(Duration::from_secs(60)).unwrap();
+        let room = room_object(&mk_spec());
+        let text = &room.annotations()[INVITES_ANNOTATION];
+        assert!(!text.contains(&tokens.invite_code("abc", "inv1")));
+        let invites = invites_of(&room, &tokens);
+        assert_eq!(invites.len(), 1);
+        assert_eq!(invites[0].code, tokens.invite_code("abc", "inv1"));
+        assert_eq!((invites[0].max_uses, invites[0].uses), (Some(3), 1));
+        // Another secret derives other codes: links do not survive a lost secret.
+        let other = RoomTokens::generate(Duration::from_secs(60)).unwrap();
+        assert_ne!(invites_of(&room, &other)[0].code, invites[0].code);
+        // Garbage in the annotation means no invites, not a crash.
+        let mut bad = room.clone();
+        bad.annotations_mut()
+            .insert(INVITES_ANNOTATION.into(), "{nope".into());
+        assert!(invites_of(&bad, &tokens).is_empty());
     }
 
     fn with_status(phase: Phase, endpoint: Option<&str>) -> Room {

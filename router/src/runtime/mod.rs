@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use crate::model::RoomKind;
+use crate::model::{InviteRecord, RoomKind};
 
 /// Everything a room needs to start.
 #[derive(Debug, Clone)]
@@ -25,6 +25,9 @@ pub struct RoomSpec {
     pub max_participants: u32,
     pub idle_timeout: Duration,
     pub max_duration: Duration,
+    /// The room's invites at creation, for runtimes that keep them (see
+    /// [`RoomRuntime::save_invites`]).
+    pub invites: Vec<InviteRecord>,
 }
 
 /// A change in a room's life that the runtime noticed.
@@ -48,4 +51,18 @@ pub trait RoomRuntime: Send + Sync + 'static {
 
     /// End every room (router shutdown).
     fn stop_all(&self) -> BoxFuture<'_, ()>;
+
+    /// Keep room `id`'s live invites where a restarted router finds them. `rev` orders
+    /// snapshots: one older than a snapshot already kept is ignored, so concurrent
+    /// changes cannot land out of order. Default: nothing to keep (local rooms do not
+    /// outlive their router).
+    fn save_invites<'a>(
+        &'a self,
+        id: &'a str,
+        rev: u64,
+        invites: Vec<InviteRecord>,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        let _ = (id, rev, invites);
+        Box::pin(async { Ok(()) })
+    }
 }
