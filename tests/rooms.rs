@@ -378,3 +378,24 @@ async fn a_killed_room_process_is_reported_ended() {
     assert!(up.wait_exit(WAIT).await.success());
     wait_until("the room process is gone", || !alive(pids[0])).await;
 }
+
+#[tokio::test]
+async fn rooms_do_not_outlive_a_killed_router() {
+    let mut up = common::start_up(&[]);
+    let ada = up.register("ada").await;
+    create_room(&up, &ada, json!({"kind": "chat", "title": "Orphan"})).await;
+    let pids = up.children();
+    assert_eq!(pids.len(), 1);
+    // SIGKILL: no chance to close anything. The room's stdin pipe closes with it.
+    up.signal("-KILL");
+    up.wait_exit(WAIT).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while alive(pids[0]) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "room server {} outlived its router",
+            pids[0]
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

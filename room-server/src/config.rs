@@ -114,6 +114,12 @@ pub struct Args {
     /// disconnected (4012). Bounds memory at about this × max frame size. Default 512.
     #[arg(long, env = "RENDEZVOUS_ROOM_OUTBOX_FRAMES", default_value_t = 512)]
     pub outbox_frames: usize,
+
+    /// Close the room (everyone gets `room_closed`) when stdin reaches end of file.
+    /// The local runtime holds the other end of the pipe, so a room never outlives a
+    /// router that died without closing it (even by SIGKILL).
+    #[arg(long, env = "RENDEZVOUS_ROOM_EXIT_ON_STDIN_EOF")]
+    pub exit_on_stdin_eof: bool,
 }
 
 /// Parse `300` (seconds) or a humantime duration such as `5m`, `250ms`, `24h`.

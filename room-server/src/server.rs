@@ -151,7 +151,18 @@ fn unix_ms() -> u64 {
 /// Run one room: bind, print `{"event":"listening","addr":"IP:PORT"}` on stdout,
 /// serve until the room ends for any reason, and return.
 pub async fn run(args: Args, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+    let watch_stdin = args.exit_on_stdin_eof;
     let server = Server::bind(args).await?;
+    let shutdown = async move {
+        if watch_stdin {
+            tokio::select! {
+                () = shutdown => {}
+                () = stdin_closed() => tracing::info!("stdin closed: the parent is gone"),
+            }
+        } else {
+            shutdown.await;
+        }
+    };
     let line = serde_json::json!({ "event": "listening", "addr": server.local_addr().to_string() });
     {
         let mut out = std::io::stdout().lock();
@@ -161,4 +172,31 @@ pub async fn run(args: Args, shutdown: impl Future<Output = ()> + Send + 'static
     let reason = server.serve(shutdown).await?;
     tracing::info!(?reason, "room server exiting");
     Ok(())
+}
+
+/// Resolves when stdin reaches end of file (or cannot be read). Reads on a plain
+/// thread, not tokio's blocking pool, so a pending read never holds up process exit.
+fn stdin_closed() -> impl Future<Output = ()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("stdin-watch".into())
+        .spawn(move || {
+            use std::io::Read as _;
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = [0u8; 256];
+            while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
+            drop(tx);
+        });
+    async move {
+        match spawned {
+            // The sender drops at end of file.
+            Ok(_) => {
+                let _ = rx.await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch stdin; relying on signals");
+                std::future::pending::<()>().await;
+            }
+        }
+    }
 }

@@ -77,8 +77,11 @@ impl LocalRuntime {
                 "--max-duration",
                 &format!("{}s", spec.max_duration.as_secs()),
             ])
+            // The room closes when this pipe does: when the router stops holding it,
+            // including when the router dies without closing its rooms.
+            .arg("--exit-on-stdin-eof")
             .env("RENDEZVOUS_ROOM_TOKEN_JWKS", self.tokens.jwks_json())
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             // A room never outlives the router's handle on it.
@@ -86,6 +89,7 @@ impl LocalRuntime {
             .spawn()
             .with_context(|| format!("spawning {}", self.binary.display()))?;
         let stdout = child.stdout.take().expect("stdout is piped");
+        let lifeline = child.stdin.take().expect("stdin is piped");
         let mut lines = BufReader::new(stdout).lines();
         let first = tokio::time::timeout(self.start_timeout, lines.next_line()).await;
         let addr = match first {
@@ -131,6 +135,7 @@ impl LocalRuntime {
                 Ok(s) => format!("room server exited with {s}"),
                 Err(e) => format!("room server lost: {e}"),
             };
+            drop(lifeline);
             children.lock().expect("children lock").remove(&id);
             let _ = exited_tx.send(true);
             tracing::info!(room = %id, %reason, "room ended");
