@@ -12,6 +12,7 @@ pub mod controller;
 pub mod error;
 pub mod leader;
 pub mod metrics;
+pub mod occupancy;
 pub mod pod;
 pub mod status;
 
