@@ -2,10 +2,12 @@
 //!
 //! Level-triggered: each reconcile reads the Room and its Pod, computes what should be
 //! ([`desired_pod`], [`status_from`]) and applies the difference with server-side apply
-//! under one field manager. Deletion goes through the `rendezvous.dev/close` finalizer:
-//! the Pod is deleted gracefully (SIGTERM: the room server sends everyone
-//! `room_closed` and exits), the operator waits up to `close_grace` for it, then
-//! releases the Room; garbage collection removes whatever is left.
+//! under one field manager. Both come from the controller's watch caches; the Pod is
+//! read from the API only when the cache could mislead (see [`room_pod`]). Deletion
+//! goes through the `rendezvous.dev/close` finalizer: the Pod is deleted gracefully
+//! (SIGTERM: the room server sends everyone `room_closed` and exits), the operator
+//! waits up to `close_grace` for it, then releases the Room; garbage collection
+//! removes whatever is left.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +15,11 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
-use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{watcher, WatchStreamExt as _};
 use kube::{Client, ResourceExt as _};
 use rendezvous_crds::{Phase, Room, RoomStatus, FINALIZER, ROOM_LABEL};
 use serde_json::json;
@@ -44,11 +46,13 @@ pub struct Settings {
     pub concurrency: u16,
 }
 
-/// Shared state of the reconciler.
+/// Shared state of the reconciler (one per leadership term: the Pod cache is the term's).
 pub struct Context {
     pub client: Client,
     pub settings: Settings,
     pub metrics: Metrics,
+    /// Room Pods (label `rendezvous.dev/room`), fed by the controller's watch of owned Pods.
+    pub pods: Store<Pod>,
 }
 
 /// Entry point of one reconcile: the finalizer decides between apply and cleanup.
@@ -97,7 +101,7 @@ async fn apply(room: &Room, ctx: &Context) -> Result<Action> {
         return Ok(Action::await_change());
     }
     let old = room.status.clone().unwrap_or_default();
-    let mut pod = pods.get_opt(&pod_name(room)).await?;
+    let mut pod = room_pod(room, &ns, &pods, ctx).await?;
     let mut restarts = old.restarts;
     let phase_now = pod.as_ref().and_then(|p| p.status.as_ref()?.phase.clone());
     match phase_now.as_deref() {
@@ -117,8 +121,7 @@ async fn apply(room: &Room, ctx: &Context) -> Result<Action> {
         }
         Some("Failed") if restarts < ctx.settings.max_restarts => {
             tracing::warn!("room server Pod failed; replacing it");
-            pods.delete(&pod_name(room), &DeleteParams::default())
-                .await?;
+            delete_exactly(&pods, pod.as_ref()).await?;
             restarts += 1;
             pod = None;
         }
@@ -154,6 +157,62 @@ async fn apply(room: &Room, ctx: &Context) -> Result<Action> {
         .resync
         .min(Duration::from_secs(left.max(1) as u64));
     Ok(Action::requeue(wait))
+}
+
+/// The Room's Pod: from the Pod cache when that cannot mislead, else from the API.
+///
+/// The cache lags behind the API server, our own writes included: right after we
+/// create a Pod and record its uid in `status.podUid`, the cache may not hold it yet.
+/// Taking that for "no Pod" would count a restart that never happened (`lost_pod`), and
+/// a cached older Pod of the same name could stand in for its replacement. So the
+/// cache is believed only when it agrees with the status this reconcile starts from:
+/// - it holds the Pod whose uid `status.podUid` names (its state may be a little old;
+///   the watch event that brings the news triggers the next reconcile);
+/// - it holds no Pod and the status names none: the worst case is re-applying the Pod
+///   to its fixed name, which server-side apply makes a no-op; no restart is counted
+///   without a `podUid`;
+/// - it holds a Pod and the status names none: a Pod that did exist; a stale Room (one
+///   write behind) is caught by [`write_status`]'s resourceVersion and retried.
+///
+/// Otherwise (no cached Pod though the status names one, or a different uid) a GET
+/// decides, so a restart is only ever counted on the API server's word. In steady
+/// state, and for every event but the first after our own write, the cache answers.
+async fn room_pod(room: &Room, ns: &str, pods: &Api<Pod>, ctx: &Context) -> Result<Option<Pod>> {
+    let name = pod_name(room);
+    // Before the first list the cache is empty, which would send every Room with a Pod
+    // down the GET path: wait for it (once per leadership term). An error means the
+    // watch is gone (shutting down); the rules below stay correct on an empty cache.
+    let _ = ctx.pods.wait_until_ready().await;
+    let cached = ctx.pods.get(&ObjectRef::new(&name).within(ns));
+    let named = room.status.as_ref().and_then(|s| s.pod_uid.as_deref());
+    let agrees = match (&cached, named) {
+        (Some(p), Some(uid)) => p.metadata.uid.as_deref() == Some(uid),
+        (None, Some(_)) => false,
+        (_, None) => true,
+    };
+    if agrees {
+        return Ok(cached.map(|p| Pod::clone(&p)));
+    }
+    Ok(pods.get_opt(&name).await?)
+}
+
+/// Delete exactly this Pod: if its name now belongs to a replacement (our view was
+/// old), the uid precondition fails with 409 and the reconcile is retried.
+async fn delete_exactly(pods: &Api<Pod>, pod: Option<&Pod>) -> Result<()> {
+    let Some(pod) = pod else { return Ok(()) };
+    let dp = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: pod.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match pods.delete(&pod.name_any(), &dp).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Err(Error::Stale),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Write the status if it changed (server-side apply on the status subresource).
@@ -225,23 +284,40 @@ async fn cleanup(room: &Room, ctx: &Context) -> Result<Action> {
 
 /// Run the controller until `shutdown` resolves. `namespace`: `None` watches all.
 pub async fn run_controller(
-    ctx: Arc<Context>,
+    client: Client,
+    settings: Settings,
+    metrics: Metrics,
     namespace: Option<String>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
     store_out: tokio::sync::watch::Sender<Option<Store<Room>>>,
 ) {
-    let client = ctx.client.clone();
     let (rooms, pods): (Api<Room>, Api<Pod>) = match &namespace {
         Some(ns) => (
             Api::namespaced(client.clone(), ns),
-            Api::namespaced(client, ns),
+            Api::namespaced(client.clone(), ns),
         ),
-        None => (Api::all(client.clone()), Api::all(client)),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
     };
-    let pod_cfg = watcher::Config::default().labels(ROOM_LABEL);
-    let config = kube::runtime::controller::Config::default().concurrency(ctx.settings.concurrency);
+    // One watch of the room Pods both triggers reconciles of their Rooms and fills the
+    // cache the reconciler reads them from (`owns` would watch metadata only, and a
+    // second watch for the cache would double the Pod events the API server sends).
+    let (pod_cache, pod_writer) = reflector::store();
+    let pod_events = watcher(
+        pods,
+        watcher::Config::default().labels(ROOM_LABEL).any_semantic(),
+    )
+    .default_backoff()
+    .reflect(pod_writer)
+    .touched_objects();
+    let config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
+    let ctx = Arc::new(Context {
+        client,
+        settings,
+        metrics,
+        pods: pod_cache,
+    });
     let controller = Controller::new(rooms, watcher::Config::default().any_semantic())
-        .owns(pods, pod_cfg.any_semantic())
+        .owns_stream(pod_events)
         .with_config(config)
         .graceful_shutdown_on(shutdown);
     let _ = store_out.send(Some(controller.store()));

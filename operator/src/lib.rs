@@ -1,10 +1,10 @@
 //! The Room operator: reconciles `Room` objects into room-server Pods.
 //!
 //! Data flow: a kube-runtime [`Controller`](kube::runtime::Controller) watches Rooms
-//! and the Pods they own and calls [`controller::reconcile`] per Room; that reads the
-//! Pod, computes the wanted Pod ([`pod::desired_pod`]) and status
-//! ([`status::status_from`]) with pure functions, and applies them with server-side
-//! apply. Only the replica holding the Lease ([`leader`]) runs the controller; every
+//! and the Pods they own (one watch both triggers reconciles and caches the Pods) and
+//! calls [`controller::reconcile`] per Room; that reads the Pod from the cache,
+//! computes the wanted Pod ([`pod::desired_pod`]) and status ([`status::status_from`])
+//! with pure functions, and applies them with server-side apply. Only the replica holding the Lease ([`leader`]) runs the controller; every
 //! replica serves `/healthz` and `/metrics` on `--listen`.
 #![forbid(unsafe_code)]
 
@@ -18,7 +18,6 @@ pub mod status;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::routing::get;
@@ -190,11 +189,8 @@ pub async fn run_with_client(
     client: kube::Client,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let ctx = Arc::new(controller::Context {
-        client: client.clone(),
-        settings: args.settings(),
-        metrics: metrics::Metrics::default(),
-    });
+    let settings = args.settings();
+    let metrics = metrics::Metrics::default();
     let (store_tx, store_rx) = watch::channel::<Option<Store<Room>>>(None);
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -203,7 +199,7 @@ pub async fn run_with_client(
     });
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "operator metrics listening");
-    let app = http_routes(ctx.metrics.clone(), store_rx);
+    let app = http_routes(metrics.clone(), store_rx);
     let mut stop = stop_rx.clone();
     let http = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -213,7 +209,7 @@ pub async fn run_with_client(
             .await
     });
 
-    let elector = leader::Elector::new(client, args.lease());
+    let elector = leader::Elector::new(client.clone(), args.lease());
     let mut stop = stop_rx.clone();
     loop {
         tokio::select! {
@@ -221,10 +217,12 @@ pub async fn run_with_client(
             _ = stop.wait_for(|s| *s) => break,
         }
         tracing::info!(identity = %elector.config().identity, "became leader");
-        ctx.metrics.leader.set(1);
+        metrics.leader.set(1);
         let mut ctl_stop = stop_rx.clone();
         let ctl = controller::run_controller(
-            ctx.clone(),
+            client.clone(),
+            settings.clone(),
+            metrics.clone(),
             args.namespace.clone(),
             async move {
                 let _ = ctl_stop.wait_for(|s| *s).await;
@@ -235,7 +233,7 @@ pub async fn run_with_client(
             _ = ctl => false,
             _ = elector.hold() => true,
         };
-        ctx.metrics.leader.set(0);
+        metrics.leader.set(0);
         let _ = store_tx.send(None);
         if !lost {
             break;
