@@ -26,6 +26,7 @@ use serde_json::json;
 
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::occupancy::{self, Occupancy};
 use crate::pod::{desired_pod, pod_name, PodConfig};
 use crate::status::status_from;
 
@@ -42,6 +43,8 @@ pub struct Settings {
     pub close_grace: Duration,
     /// Re-check interval for a healthy Room (lifetime, drift).
     pub resync: Duration,
+    /// How often Ready rooms are asked for their participant count.
+    pub occupancy_interval: Duration,
     /// Rooms reconciled at once.
     pub concurrency: u16,
 }
@@ -53,6 +56,8 @@ pub struct Context {
     pub metrics: Metrics,
     /// Room Pods (label `rendezvous.dev/room`), fed by the controller's watch of owned Pods.
     pub pods: Store<Pod>,
+    /// Participant counts the room servers last reported.
+    pub occupancy: Arc<Occupancy>,
 }
 
 /// Entry point of one reconcile: the finalizer decides between apply and cleanup.
@@ -142,6 +147,11 @@ async fn apply(room: &Room, ctx: &Context) -> Result<Action> {
     }
     let mut status = status_from(room, pod.as_ref(), ctx.settings.pod.port);
     status.restarts = restarts;
+    if status.phase == Phase::Ready {
+        if let Some(n) = ctx.occupancy.get(room) {
+            status.participants = n;
+        }
+    }
     if give_up {
         status.phase = Phase::Failed;
         status.conditions[0].reason = "TooManyRestarts".into();
@@ -310,21 +320,37 @@ pub async fn run_controller(
     .reflect(pod_writer)
     .touched_objects();
     let config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
+    let occupancy_interval = settings.occupancy_interval;
     let ctx = Arc::new(Context {
         client,
         settings,
         metrics,
         pods: pod_cache,
+        occupancy: Arc::default(),
+    });
+    // Rooms whose participant count changed are reconciled again, so the count lands
+    // in status through the one writer of status.
+    let (changed_tx, changed_rx) = tokio::sync::mpsc::channel(256);
+    let changed = futures::stream::unfold(changed_rx, |mut rx| async move {
+        rx.recv().await.map(|room| (room, rx))
     });
     let controller = Controller::new(rooms, watcher::Config::default().any_semantic())
         .owns_stream(pod_events)
+        .reconcile_on(changed)
         .with_config(config)
         .graceful_shutdown_on(shutdown);
     let _ = store_out.send(Some(controller.store()));
+    let poller = tokio::spawn(occupancy::poll(
+        controller.store(),
+        ctx.occupancy.clone(),
+        occupancy_interval,
+        changed_tx,
+    ));
     controller
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
+    poller.abort();
 }
 
 /// Rooms by phase, counted from the controller's cache (for `/metrics`).

@@ -103,6 +103,11 @@ pub struct Args {
     #[arg(long, env = "RENDEZVOUS_OPERATOR_RESYNC", default_value = "5m", value_parser = humantime::parse_duration)]
     pub resync: Duration,
 
+    /// How often Ready rooms are asked how many people are inside
+    /// (`status.participants`; `GET /status` on the room's endpoint).
+    #[arg(long, env = "RENDEZVOUS_OPERATOR_OCCUPANCY_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub occupancy_interval: Duration,
+
     /// Rooms reconciled at once; the rest queue.
     #[arg(long, env = "RENDEZVOUS_OPERATOR_CONCURRENCY", default_value_t = 32)]
     pub concurrency: u16,
@@ -149,6 +154,7 @@ impl Args {
             max_restarts: self.max_restarts,
             close_grace: self.close_grace,
             resync: self.resync,
+            occupancy_interval: self.occupancy_interval,
             concurrency: self.concurrency,
         }
     }
