@@ -17,7 +17,6 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::finalizer::{finalizer, Event as Finalizer};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{watcher, WatchStreamExt as _};
 use kube::{Client, ResourceExt as _};
@@ -61,19 +60,82 @@ pub struct Context {
 }
 
 /// Entry point of one reconcile: the finalizer decides between apply and cleanup.
+///
+/// Like kube's `finalizer` helper, with one difference: a Room without the finalizer
+/// gets it and is applied in the same reconcile, from the object the API server
+/// returned. The helper stops after adding it and waits for the watch event, so a new
+/// Room queues a second time behind every other new Room before its Pod is made.
 #[tracing::instrument(skip(room, ctx), fields(room = %room.name_any()))]
 pub async fn reconcile(room: Arc<Room>, ctx: Arc<Context>) -> Result<Action> {
     let _timer = ctx.metrics.count_and_measure();
     let ns = room.namespace().ok_or(Error::MissingField("namespace"))?;
     let rooms: Api<Room> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&rooms, FINALIZER, room, |event| async {
-        match event {
-            Finalizer::Apply(room) => apply(&room, &ctx).await,
-            Finalizer::Cleanup(room) => cleanup(&room, &ctx).await,
+    let ours = room.finalizers().iter().position(|f| f == FINALIZER);
+    match (room.metadata.deletion_timestamp.is_some(), ours) {
+        (false, Some(_)) => apply(&room, &ctx).await,
+        (false, None) => {
+            let room = add_finalizer(&rooms, &room).await?;
+            apply(&room, &ctx).await
         }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+        (true, Some(i)) => {
+            // Cleanup must succeed before the finalizer goes; an error keeps it.
+            let action = cleanup(&room, &ctx).await?;
+            remove_finalizer(&rooms, &room, i).await?;
+            Ok(action)
+        }
+        (true, None) => Ok(Action::await_change()),
+    }
+}
+
+fn json_patch(ops: serde_json::Value) -> Patch<()> {
+    Patch::Json(serde_json::from_value(ops).expect("a well-formed JSON patch"))
+}
+
+/// A 409 or 422 from a JSON patch's `test`: our view was old; reconcile again.
+fn patch_result<T>(res: kube::Result<T>) -> Result<T> {
+    match res {
+        Ok(v) => Ok(v),
+        Err(kube::Error::Api(s)) if s.code == 409 || s.code == 422 => Err(Error::Stale),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Add our finalizer; the Room as it is now. The `test` makes this fail rather than
+/// duplicate the entry or drop someone else's if the list changed meanwhile.
+async fn add_finalizer(rooms: &Api<Room>, room: &Room) -> Result<Room> {
+    let ops = if room.finalizers().is_empty() {
+        json!([
+            { "op": "test", "path": "/metadata/finalizers", "value": null },
+            { "op": "add", "path": "/metadata/finalizers", "value": [FINALIZER] },
+        ])
+    } else {
+        json!([
+            { "op": "test", "path": "/metadata/finalizers", "value": room.finalizers() },
+            { "op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER },
+        ])
+    };
+    patch_result(
+        rooms
+            .patch(&room.name_any(), &PatchParams::default(), &json_patch(ops))
+            .await,
+    )
+}
+
+/// Remove our finalizer, which sits at index `i` (checked by the `test`).
+async fn remove_finalizer(rooms: &Api<Room>, room: &Room, i: usize) -> Result<()> {
+    let path = format!("/metadata/finalizers/{i}");
+    let ops = json!([
+        { "op": "test", "path": path, "value": FINALIZER },
+        { "op": "remove", "path": path },
+    ]);
+    match rooms
+        .patch(&room.name_any(), &PatchParams::default(), &json_patch(ops))
+        .await
+    {
+        // Gone already: nothing held it.
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        res => patch_result(res).map(drop),
+    }
 }
 
 /// Errors back off by requeueing; the controller's own watch retries are separate.

@@ -135,6 +135,61 @@ async fn deleting_a_room_runs_the_finalizer_and_the_pod_goes() {
 }
 
 #[tokio::test]
+async fn another_controllers_finalizer_is_kept_and_ours_comes_and_goes() {
+    let Some(client) = client().await else { return };
+    let ns = common::namespace(&client, "op-finalizers").await;
+    let op = Operator::spawn(&client, args(&ns, "a", &[]));
+    let theirs = "example.com/keep";
+    let yaml = room_yaml(&ns, "r1", 5).replace(
+        "  namespace:",
+        &format!("  finalizers: [\"{theirs}\"]\n  namespace:"),
+    );
+    assert!(apply(&yaml).status.success());
+    let rooms: Api<Room> = Api::namespaced(client.clone(), &ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    eventually(30, "phase Ready", || async {
+        (phase_of(&rooms, "r1").await? == Phase::Ready).then_some(())
+    })
+    .await;
+    let room = rooms.get("r1").await.unwrap();
+    assert_eq!(room.finalizers(), [theirs, rendezvous_crds::FINALIZER]);
+    rooms.delete("r1", &DeleteParams::default()).await.unwrap();
+    // Ours goes once the room is closed; theirs holds the Room until they let go.
+    eventually(30, "our finalizer to go", || async {
+        let room = rooms.get_opt("r1").await.unwrap()?;
+        (room.finalizers() == [theirs]).then_some(())
+    })
+    .await;
+    eventually(30, "the Pod to go", || async {
+        pod_of(&pods, "r1").await.is_none().then_some(())
+    })
+    .await;
+    let out = kubectl(
+        &[
+            "-n",
+            &ns,
+            "patch",
+            "room",
+            "r1",
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers/0"}]"#,
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eventually(30, "the Room to go", || async {
+        rooms.get_opt("r1").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    common::finish(&client, &ns, op).await;
+}
+
+#[tokio::test]
 async fn a_pod_deleted_by_hand_is_replaced_then_the_room_fails() {
     let Some(client) = client().await else { return };
     let ns = common::namespace(&client, "op-restart").await;
