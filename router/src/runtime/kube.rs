@@ -40,6 +40,9 @@ pub const CREATED_BY: (&str, &str) = ("app.kubernetes.io/created-by", "rendezvou
 /// the Pod anyway.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Newest invite snapshot written, by room id.
+type Written = Arc<tokio::sync::Mutex<HashMap<String, u64>>>;
+
 /// Rooms as `Room` objects.
 pub struct KubeRuntime {
     api: Api<Room>,
@@ -48,8 +51,8 @@ pub struct KubeRuntime {
     stop_timeout: Duration,
     http: reqwest::Client,
     /// Newest invite snapshot written per room; held across the write so snapshots
-    /// land in order. Entries go when rooms stop.
-    invites_written: tokio::sync::Mutex<HashMap<String, u64>>,
+    /// land in order. Entries go when their Rooms do (the watch follower drops them).
+    invites_written: Written,
 }
 
 /// The Room object the router creates for `spec`, clamped to the CRD's bounds.
@@ -167,7 +170,8 @@ impl KubeRuntime {
         let (store, writer) = reflector::store();
         let cfg = watcher::Config::default().labels(&format!("{}={}", CREATED_BY.0, CREATED_BY.1));
         let stream = watcher(api.clone(), cfg).default_backoff().reflect(writer);
-        tokio::spawn(follow(stream, events));
+        let invites_written = Written::default();
+        tokio::spawn(follow(stream, events, invites_written.clone()));
         tokio::time::timeout(
             stop_timeout.max(Duration::from_secs(10)),
             store.wait_until_ready(),
@@ -184,7 +188,7 @@ impl KubeRuntime {
                 .timeout(CLOSE_TIMEOUT)
                 .connect_timeout(CLOSE_TIMEOUT)
                 .build()?,
-            invites_written: tokio::sync::Mutex::default(),
+            invites_written,
         })
     }
 
@@ -269,6 +273,7 @@ impl KubeRuntime {
 async fn follow(
     stream: impl futures::Stream<Item = Result<watcher::Event<Room>, watcher::Error>> + Send + 'static,
     events: mpsc::Sender<RoomEvent>,
+    invites_written: Written,
 ) {
     let mut reported: HashMap<String, Option<String>> = HashMap::new();
     let mut stream = std::pin::pin!(stream);
@@ -298,6 +303,7 @@ async fn follow(
             watcher::Event::Delete(room) => {
                 let id = room.name_any();
                 reported.remove(&id);
+                invites_written.lock().await.remove(&id);
                 out.push(RoomEvent::Ended {
                     id,
                     reason: "Room deleted".into(),
@@ -319,12 +325,7 @@ impl RoomRuntime for KubeRuntime {
     }
 
     fn stop<'a>(&'a self, id: &'a str) -> BoxFuture<'a, anyhow::Result<()>> {
-        async move {
-            let res = self.delete(id).await;
-            self.invites_written.lock().await.remove(id);
-            res
-        }
-        .boxed()
+        self.delete(id).boxed()
     }
 
     fn save_invites<'a>(
