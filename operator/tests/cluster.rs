@@ -88,6 +88,33 @@ async fn applied_room_gets_an_owned_pod_and_becomes_ready() {
 }
 
 #[tokio::test]
+async fn room_pods_pass_the_restricted_pod_security_standard() {
+    let Some(client) = client().await else { return };
+    let ns = common::namespace(&client, "op-psa").await;
+    // The guard is live: a Pod without the restricted settings is refused here...
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+    let plain: Pod = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "plain"},
+        "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+    }))
+    .unwrap();
+    let refused = pods.create(&Default::default(), &plain).await.unwrap_err();
+    assert!(
+        matches!(&refused, kube::Error::Api(s) if s.code == 403 && s.message.contains("restricted")),
+        "{refused:?}"
+    );
+    // ...and the operator's room Pod is admitted and runs.
+    let op = Operator::spawn(&client, args(&ns, "a", &[]));
+    assert!(apply(&room_yaml(&ns, "r1", 5)).status.success());
+    let rooms: Api<Room> = Api::namespaced(client.clone(), &ns);
+    eventually(30, "phase Ready", || async {
+        (phase_of(&rooms, "r1").await? == Phase::Ready).then_some(())
+    })
+    .await;
+    common::finish(&client, &ns, op).await;
+}
+
+#[tokio::test]
 async fn api_server_rejects_invalid_rooms_with_the_schema_message() {
     let Some(client) = client().await else { return };
     let ns = common::namespace(&client, "op-invalid").await;

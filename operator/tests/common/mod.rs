@@ -45,12 +45,22 @@ pub async fn install_crd(client: &Client) {
     panic!("the Room CRD was not served in time");
 }
 
-/// A fresh namespace `prefix-XXXX`.
+/// A fresh namespace `prefix-XXXX` that enforces the `restricted` Pod Security
+/// Standard.
 pub async fn namespace(client: &Client, prefix: &str) -> String {
     let name = format!("{prefix}-{:08x}", rand_u32());
     let nss: Api<Namespace> = Api::all(client.clone());
     let mut ns = Namespace::default();
     ns.metadata.name = Some(name.clone());
+    // The API server's PodSecurity admission refuses any Pod in here that does not
+    // meet the `restricted` profile, so every test also checks the room Pod's spec.
+    ns.metadata.labels = Some(
+        [(
+            "pod-security.kubernetes.io/enforce".to_owned(),
+            "restricted".to_owned(),
+        )]
+        .into(),
+    );
     nss.create(&PostParams::default(), &ns)
         .await
         .expect("create namespace");
