@@ -30,16 +30,8 @@ fn can(ns: &str, sa: &str, verb: &str, resource: &str, in_ns: Option<&str>) -> b
 async fn each_account_has_least_privilege() {
     let Some(client) = client().await else { return };
     let ns = common::namespace(&client, "op-rbac").await;
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/rbac");
-    for f in ["operator.yaml", "router.yaml"] {
-        let yaml = std::fs::read_to_string(format!("{dir}/{f}")).unwrap();
-        let yaml = yaml.replace("namespace: rendezvous", &format!("namespace: {ns}"));
-        let out = kubectl(&["apply", "-f", "-"], Some(&yaml));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    for f in ["rbac/operator.yaml", "rbac/router.yaml"] {
+        common::apply_deploy_file(&ns, f);
     }
     let op = "rendezvous-operator";
     let other = Some("default");

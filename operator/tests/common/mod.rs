@@ -205,3 +205,16 @@ pub async fn finish(client: &Client, ns: &str, op: Operator) {
     op.stop().await;
     delete_namespace(client, ns).await;
 }
+
+/// `kubectl apply` the file `deploy/PATH` with its namespace `rendezvous` replaced by `ns`.
+pub fn apply_deploy_file(ns: &str, path: &str) {
+    let file = format!("{}/../deploy/{path}", env!("CARGO_MANIFEST_DIR"));
+    let yaml = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let yaml = yaml.replace("namespace: rendezvous", &format!("namespace: {ns}"));
+    let out = kubectl(&["apply", "-f", "-"], Some(&yaml));
+    assert!(
+        out.status.success(),
+        "{path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
