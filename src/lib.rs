@@ -35,6 +35,28 @@ pub enum Command {
         #[arg(long, default_value = "crds")]
         out: std::path::PathBuf,
     },
+    /// Regenerate every generated file of a checkout from the code: the CRD YAML and
+    /// the room protocol document (`scripts/regen`; the test script checks them).
+    #[command(hide = true)]
+    Gen {
+        /// The repository's root.
+        #[arg(long, default_value = ".")]
+        root: std::path::PathBuf,
+    },
+}
+
+/// Write the generated files under `root`; the paths written.
+fn generate(root: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    use anyhow::Context as _;
+    let crd = root.join("crds/rooms.rendezvous.dev.yaml");
+    std::fs::write(&crd, rendezvous_crds::crd_yaml())?;
+    let doc = root.join("room-server/docs/protocol.md");
+    let text =
+        std::fs::read_to_string(&doc).with_context(|| format!("reading {}", doc.display()))?;
+    let fresh = rendezvous_room::protocol_doc::splice(&text)
+        .with_context(|| format!("{} has lost its generated-section markers", doc.display()))?;
+    std::fs::write(&doc, fresh)?;
+    Ok(vec![crd, doc])
 }
 
 impl Cli {
@@ -45,6 +67,12 @@ impl Cli {
             let path = out.join("rooms.rendezvous.dev.yaml");
             std::fs::write(&path, rendezvous_crds::crd_yaml())?;
             println!("{}", path.display());
+            return Ok(());
+        }
+        if let Command::Gen { root } = &self.command {
+            for path in generate(root)? {
+                println!("{}", path.display());
+            }
             return Ok(());
         }
         rendezvous_service::init_tracing();
@@ -58,7 +86,9 @@ impl Cli {
                 Command::Room(args) => Ok(rendezvous_room::run(args, shutdown).await?),
                 Command::Join(args) => rendezvous_room::join::run_join(args).await,
                 Command::Operator(args) => rendezvous_operator::run(args, shutdown).await,
-                Command::Crdgen { .. } => unreachable!("handled before the runtime starts"),
+                Command::Crdgen { .. } | Command::Gen { .. } => {
+                    unreachable!("handled before the runtime starts")
+                }
             }
         })
     }

@@ -66,10 +66,10 @@ pub async fn run(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown)
+    .with_graceful_shutdown(router.drain_on(shutdown))
     .await?;
     tracing::info!("closing every room");
-    router.runtime.stop_all().await;
+    router.shutdown().await;
     housekeeping.abort();
     follower.abort();
     tracing::info!("stopped");

@@ -5,31 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{alive, Up};
-use rendezvous_room::client::{Incoming, RoomClient};
+use common::{alive, closed_with, code_of, create_room, join, wait_until, Up, WAIT};
+use rendezvous_room::client::RoomClient;
 use rendezvous_room::protocol::ClientMessage;
 use rendezvous_room::protocol::{Envelope, ServerEvent};
 use reqwest::Method;
-use serde_json::{json, Value};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn code_of(invite_url: &str) -> String {
-    invite_url.rsplit('/').next().unwrap().to_owned()
-}
-
-async fn create_room(up: &Up, token: &str, body: Value) -> Value {
-    let (status, room) = up
-        .call(Method::POST, "/api/rooms", Some(token), Some(body))
-        .await;
-    assert_eq!(status, 201, "{room}");
-    room
-}
-
-async fn join(up: &Up, token: &str, invite_url: &str) -> (u16, Value) {
-    let path = format!("/api/join/{}", code_of(invite_url));
-    up.call(Method::POST, &path, Some(token), None).await
-}
+use serde_json::json;
 
 /// Join through the router and connect the room's WebSocket (through the proxy).
 async fn enter(up: &Up, token: &str, invite_url: &str) -> RoomClient {
@@ -64,33 +45,8 @@ async fn wait_for(c: &mut RoomClient, what: &str, pred: impl Fn(&Envelope) -> bo
     }
 }
 
-/// The close code the client finally sees (through the router's proxy).
-async fn closed_with(c: &mut RoomClient) -> u16 {
-    let found = tokio::time::timeout(WAIT, async {
-        loop {
-            match c.recv().await {
-                Some(Incoming::Closed { code, .. }) => return code,
-                Some(_) => continue,
-                None => return 0,
-            }
-        }
-    });
-    found.await.expect("the socket closes")
-}
-
 fn is_message(text: &'static str) -> impl Fn(&Envelope) -> bool {
     move |e| matches!(&e.event, ServerEvent::Message { text: t, .. } if t == text)
-}
-
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + WAIT;
-    while !cond() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]

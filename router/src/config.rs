@@ -8,9 +8,22 @@ use std::time::Duration;
 #[group(id = "router")]
 pub struct Config {
     /// Base URL people reach this service at, for invite links (`PUBLIC_URL/join/CODE`)
-    /// and WebSocket URLs. Default: taken from each request's `Host` header over http.
+    /// and WebSocket URLs, e.g. `https://meet.example.com`. Required with
+    /// `--runtime kubernetes`. Default (local runtime): from each request's `Host`
+    /// header over http, or the `X-Forwarded-Host`/`-Proto` set by a trusted proxy.
     #[arg(long, env = "RENDEZVOUS_PUBLIC_URL")]
     pub public_url: Option<String>,
+
+    /// Reverse proxies in front of this router whose `X-Forwarded-*` headers are
+    /// believed (the last N entries are theirs). 0: none, the headers are ignored.
+    #[arg(long, env = "RENDEZVOUS_TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    pub trusted_proxy_hops: usize,
+
+    /// How long a proxied WebSocket client may stay silent before the router pings
+    /// it; a client silent for three times as long is dropped (its room then starts
+    /// the reconnect grace period).
+    #[arg(long, env = "RENDEZVOUS_WS_PING_INTERVAL", default_value = "20s", value_parser = humantime::parse_duration)]
+    pub ws_ping_interval: Duration,
 
     /// Live rooms one user may have at once.
     #[arg(long, env = "RENDEZVOUS_ROOMS_PER_USER", default_value_t = 10)]
@@ -86,6 +99,8 @@ impl Config {
     pub fn test() -> Self {
         Self {
             public_url: None,
+            trusted_proxy_hops: 0,
+            ws_ping_interval: Duration::from_secs(20),
             rooms_per_user: 10,
             max_rooms: 1000,
             default_max_participants: 50,

@@ -16,6 +16,8 @@ pub enum Error {
     Unauthenticated,
     #[error(transparent)]
     Token(#[from] AuthError),
+    #[error("that room token was not issued for this room and this user")]
+    InvalidRoomToken,
     #[error("only the room's creator may do that")]
     NotCreator,
     #[error("no such room")]
@@ -62,7 +64,7 @@ impl Error {
         match self {
             Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Unauthenticated => StatusCode::UNAUTHORIZED,
+            Unauthenticated | InvalidRoomToken => StatusCode::UNAUTHORIZED,
             Token(e) if e.is_client_error() => StatusCode::UNAUTHORIZED,
             Token(_) => StatusCode::SERVICE_UNAVAILABLE,
             NotCreator => StatusCode::FORBIDDEN,
@@ -87,6 +89,7 @@ impl Error {
             BadRequest { code, .. } => code,
             Unauthenticated => "unauthenticated",
             Token(e) => e.code(),
+            InvalidRoomToken => "invalid_room_token",
             NotCreator => "not_creator",
             RoomNotFound => "room_not_found",
             RoomEnded => "room_ended",

@@ -3,11 +3,14 @@
 //! Data flow: the room API (`routes`) checks the caller's access token against the
 //! users service's keys, keeps live rooms and invites in the in-memory
 //! [`registry::Registry`], and starts/stops room servers through a
-//! [`runtime::RoomRuntime`]. The runtime reports rooms that became ready or ended on
-//! a channel that [`Ctx::follow_events`] applies to the registry. Participants get a
-//! room token minted with the router's own key ([`tokens::RoomTokens`]) and reach the
-//! room through the router's WebSocket proxy (`proxy`), so a browser talks to one
-//! origin only.
+//! [`runtime::RoomRuntime`]. The runtime reports what happens to rooms on a channel
+//! that [`Ctx::follow_events`] applies to the registry. With local rooms the registry
+//! is the truth. In Kubernetes the `Room` objects are: the registry mirrors the watch
+//! (so every router replica sees every room), and invite changes are written to the
+//! Room with optimistic concurrency ([`Ctx::update_invites`]) before the registry
+//! takes them. Participants get a room token minted with the router's own key
+//! ([`tokens::RoomTokens`]) and reach the room through the router's WebSocket proxy
+//! (`proxy`), so a browser talks to one origin only.
 #![forbid(unsafe_code)]
 
 pub mod config;
@@ -23,19 +26,23 @@ pub mod tokens;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{delete, get, post};
+use axum::routing::get;
 use axum::Router;
 use rendezvous_auth::{Expect, Verifier};
 use rendezvous_service::HttpMetrics;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use config::Config;
 pub use error::{Error, Result};
-use runtime::{local::LocalRuntime, RoomEvent, RoomRuntime};
+use registry::Room;
+use runtime::{kube::KubeRuntime, local::LocalRuntime, RoomEvent, RoomRuntime};
 
 /// `rendezvous router`: the router on its own, with rooms as child processes.
 #[derive(clap::Args, Debug, Clone)]
@@ -76,17 +83,29 @@ pub struct Args {
 /// absorbs bursts (many rooms ending at once).
 const EVENT_BUFFER: usize = 1024;
 
+/// Tries of one invite change against concurrent writers before giving up. Each
+/// retry re-reads the Room, so only sustained contention on one room exhausts it.
+const UPDATE_ATTEMPTS: usize = 16;
+
+/// How long shutdown waits for proxied sockets and room starts/stops to finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The router's shared state. Cheap to clone.
 #[derive(Clone)]
 pub struct Ctx {
     pub cfg: Arc<Config>,
     pub registry: Arc<Mutex<registry::Registry>>,
     pub runtime: Arc<dyn RoomRuntime>,
+    /// The same runtime when it is Kubernetes: the Room objects are then the truth.
+    kube: Option<Arc<KubeRuntime>>,
     pub tokens: Arc<tokens::RoomTokens>,
     pub verifier: Verifier,
     pub metrics: metrics::Metrics,
     http: reqwest::Client,
-    invites_rev: Arc<std::sync::atomic::AtomicU64>,
+    /// Room starts and stops, and proxied WebSockets: shutdown waits for them.
+    pub(crate) tasks: TaskTracker,
+    /// Cancelled on shutdown: proxied sockets close with 1012 (service restart).
+    pub(crate) draining: CancellationToken,
 }
 
 /// The room-token minter for `cfg`: from `--secret-file` (created if missing), or a
@@ -124,16 +143,20 @@ impl Ctx {
     }
 
     /// A router whose rooms are `Room` objects in `cfg.namespace`, reconciled by the
-    /// operator. Rooms the router created before a restart are adopted into the
-    /// registry with their live invite links (kept on the Room objects; the codes
-    /// are derived from the router's secret, so they survive only with the same
-    /// `--secret-file`).
+    /// operator. The registry follows the Rooms the watch sees, with their invite
+    /// links (kept on the Room objects; the codes are derived from the router's
+    /// secret, so replicas share them only with the same `--secret-file`).
     pub async fn kubernetes(
         cfg: Config,
         verifier: Verifier,
         registry: &prometheus::Registry,
         client: ::kube::Client,
     ) -> anyhow::Result<(Self, mpsc::Receiver<RoomEvent>)> {
+        anyhow::ensure!(
+            cfg.public_url.is_some(),
+            "--public-url is required with --runtime kubernetes: invite links must not \
+             be built from a client's Host header"
+        );
         if cfg.secret_file.is_none() {
             tracing::warn!(
                 "no --secret-file: invite links and room tokens will not survive a router \
@@ -142,34 +165,27 @@ impl Ctx {
         }
         let tokens = room_tokens(&cfg)?;
         let (tx, rx) = mpsc::channel(EVENT_BUFFER);
-        let runtime = runtime::kube::KubeRuntime::start(
-            client,
-            &cfg.namespace,
-            tokens.clone(),
-            cfg.room_start_timeout,
-            tx,
-        )
-        .await?;
-        let existing = runtime.rooms();
-        let ctx = Self::with_runtime(cfg, verifier, registry, Arc::new(runtime), tokens);
-        ctx.adopt(&existing);
-        Ok((ctx, rx))
-    }
-
-    /// Put Rooms found in the cluster into the registry (router restart).
-    fn adopt(&self, rooms: &[Arc<rendezvous_crds::Room>]) {
-        let mut reg = self.registry.lock().expect("registry lock");
-        for r in rooms {
-            let Some(room) = runtime::kube::registry_room(r, &self.tokens) else {
-                continue;
-            };
-            let id = room.id.clone();
-            if let Err(e) = reg.insert(room, usize::MAX, usize::MAX) {
-                tracing::warn!(room = %id, error = %e, "could not adopt room");
+        let runtime = Arc::new(
+            KubeRuntime::start(
+                client,
+                &cfg.namespace,
+                tokens.clone(),
+                cfg.room_start_timeout,
+                tx,
+            )
+            .await?,
+        );
+        let existing = runtime.entries();
+        let mut ctx = Self::with_runtime(cfg, verifier, registry, runtime.clone(), tokens);
+        ctx.kube = Some(runtime);
+        {
+            let mut reg = ctx.reg();
+            for room in existing {
+                reg.upsert(room);
             }
         }
-        drop(reg);
-        self.sync_live_gauge();
+        ctx.sync_live_gauge();
+        Ok((ctx, rx))
     }
 
     pub fn with_runtime(
@@ -183,27 +199,80 @@ impl Ctx {
             cfg: Arc::new(cfg),
             registry: Arc::default(),
             runtime,
+            kube: None,
             tokens,
             verifier,
             metrics: metrics::Metrics::register(registry),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))
                 .build()
-                .expect("reqwest client"),
-            invites_rev: Arc::new(std::sync::atomic::AtomicU64::new(1)),
+                .unwrap_or_default(),
+            tasks: TaskTracker::new(),
+            draining: CancellationToken::new(),
         }
     }
 
-    /// A number that orders invite snapshots: taken while the registry lock that
-    /// guarded the change is still held, so later changes get larger numbers.
-    pub(crate) fn next_invites_rev(&self) -> u64 {
-        self.invites_rev
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    /// The registry. A panic elsewhere while it was held leaves it usable: every
+    /// change to it is a single step that leaves it consistent.
+    pub fn reg(&self) -> MutexGuard<'_, registry::Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn sync_live_gauge(&self) {
-        let n = self.registry.lock().expect("registry lock").len();
+        let n = self.reg().len();
         self.metrics.rooms_live.set(n as i64);
+    }
+
+    /// Change room `id`'s invites with `f`, which returns its result and whether it
+    /// changed anything that must be kept. Local rooms: in the registry. Kubernetes:
+    /// `f` runs on a fresh copy of the Room object, which is written back only if
+    /// nobody changed it meanwhile (resourceVersion precondition), else re-read and
+    /// retried, so replicas never overwrite each other's counts; the registry then
+    /// takes what was written.
+    pub(crate) async fn update_invites<T>(
+        &self,
+        id: &str,
+        mut f: impl FnMut(&mut Room) -> Result<(T, bool)>,
+    ) -> Result<T> {
+        let Some(kube) = &self.kube else {
+            return self.reg().update(id, |room| f(room).map(|(out, _)| out));
+        };
+        for attempt in 0..UPDATE_ATTEMPTS {
+            let closing = self.reg().get(id)?.state == model::RoomState::Closing;
+            let obj = kube.fetch(id, attempt > 0).await.map_err(Error::Internal)?;
+            let Some(obj) = obj else {
+                return Err(Error::RoomEnded);
+            };
+            let Some(mut room) = kube.entry(&obj) else {
+                return Err(Error::RoomEnded);
+            };
+            if closing {
+                room.state = model::RoomState::Closing;
+            }
+            let (out, changed) = f(&mut room)?;
+            if !changed {
+                return Ok(out);
+            }
+            match kube
+                .write_invites(&obj, &model::records(&room.invites))
+                .await
+            {
+                Ok(Some(written)) => {
+                    if let Some(entry) = kube.entry(&written) {
+                        self.reg().upsert(entry);
+                    }
+                    return Ok(out);
+                }
+                Ok(None) => {
+                    self.metrics.invite_conflicts.inc();
+                    continue;
+                }
+                Err(e) => return Err(Error::Internal(e)),
+            }
+        }
+        Err(Error::Internal(anyhow::anyhow!(
+            "room {id}: invites changed by others {UPDATE_ATTEMPTS} times in a row"
+        )))
     }
 
     /// Apply runtime events to the registry until the runtime goes away.
@@ -211,20 +280,18 @@ impl Ctx {
         while let Some(ev) = rx.recv().await {
             match ev {
                 RoomEvent::Ready { id, endpoint } => {
-                    self.registry
-                        .lock()
-                        .expect("registry lock")
-                        .set_ready(&id, endpoint);
+                    self.reg().set_ready(&id, endpoint);
+                }
+                RoomEvent::Seen(room) => {
+                    self.reg().upsert(*room);
+                    self.sync_live_gauge();
+                }
+                RoomEvent::Closing { id } => {
+                    self.reg().set_closing(&id);
                 }
                 RoomEvent::Ended { id, reason } => {
-                    if self
-                        .registry
-                        .lock()
-                        .expect("registry lock")
-                        .remove(&id)
-                        .is_some()
-                    {
-                        tracing::info!(room = %id, %reason, "room ended on its own");
+                    if self.reg().remove(&id).is_some() {
+                        tracing::info!(room = %id, %reason, "room ended");
                         self.metrics
                             .rooms_closed
                             .with_label_values(&["ended"])
@@ -235,34 +302,80 @@ impl Ctx {
             }
         }
     }
+
+    /// `shutdown`, which also starts the drain of proxied sockets the moment it
+    /// resolves when the rooms live on without this router (they are not the HTTP
+    /// server's to wait for once upgraded).
+    pub fn drain_on(
+        &self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let draining = self
+            .runtime
+            .rooms_outlive_router()
+            .then(|| self.draining.clone());
+        async move {
+            shutdown.await;
+            if let Some(d) = draining {
+                d.cancel();
+            }
+        }
+    }
+
+    /// Shut down, bounded by [`DRAIN_TIMEOUT`] per step. Rooms that live on (in a
+    /// cluster): proxied sockets get 1012 (service restart) so their clients
+    /// reconnect, to another replica, and resume. Rooms that end with this router
+    /// (local): every room closes first, so everyone inside gets its `room_closed`
+    /// through the proxy; then what is left of the sockets is drained.
+    pub async fn shutdown(&self) {
+        if !self.runtime.rooms_outlive_router() {
+            self.runtime.stop_all().await;
+        }
+        self.draining.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(DRAIN_TIMEOUT, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = self.tasks.len(),
+                "proxied sockets or room tasks still running after the drain timeout"
+            );
+        }
+        if self.runtime.rooms_outlive_router() {
+            self.runtime.stop_all().await;
+        }
+    }
 }
 
 /// The router's routes, without fallback, for merging into a larger app.
 pub fn routes(ctx: Ctx) -> Router {
     let limit = ctx.cfg.router_max_body_bytes;
-    Router::new()
-        .route(
-            "/api/rooms",
-            post(routes::create_room).get(routes::list_rooms),
-        )
-        .route(
-            "/api/rooms/{id}",
-            get(routes::get_room).delete(routes::close_room),
-        )
-        .route("/api/rooms/{id}/invites", post(routes::create_invite))
-        .route(
-            "/api/rooms/{id}/invites/{invite}",
-            delete(routes::revoke_invite),
-        )
-        .route("/api/join/{code}", post(routes::join))
+    routes::router()
         .route("/rooms/{id}/ws", get(proxy::ws))
-        .route("/.well-known/room-jwks.json", get(routes::room_jwks))
+        .route("/.well-known/room-jwks.json", get(room_jwks))
         .layer(DefaultBodyLimit::max(limit))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(rendezvous_service::trace_layer())
         .with_state(ctx)
 }
 
-/// Run the router alone until `shutdown` resolves; every room is closed on the way out.
+/// `GET /.well-known/room-jwks.json`: the keys room servers verify room tokens with.
+async fn room_jwks(
+    axum::extract::State(ctx): axum::extract::State<Ctx>,
+) -> impl axum::response::IntoResponse {
+    use axum::http::header;
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        ctx.tokens.jwks_json().to_owned(),
+    )
+}
+
+/// Run the router alone until `shutdown` resolves; every room is closed on the way
+/// out (local runtime). Ends with an error if the runtime's event stream ends (in
+/// Kubernetes: the Room watch), since the router would then serve a stale view.
 pub async fn run(
     args: Args,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -279,7 +392,7 @@ pub async fn run(
             Ctx::kubernetes(args.config, verifier, metrics.registry(), client).await?
         }
     };
-    let follower = tokio::spawn(ctx.clone().follow_events(events));
+    let mut follower = tokio::spawn(ctx.clone().follow_events(events));
     let app = metrics
         .wrap(routes(ctx.clone()))
         .route("/readyz", get(|| async { "ready" }))
@@ -287,10 +400,12 @@ pub async fn run(
         .method_not_allowed_fallback(rendezvous_service::method_not_allowed);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "router listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await?;
-    ctx.runtime.stop_all().await;
+    let serve = axum::serve(listener, app).with_graceful_shutdown(ctx.drain_on(shutdown));
+    let result = tokio::select! {
+        r = serve => r.context("serving"),
+        _ = &mut follower => Err(anyhow::anyhow!("the room runtime's event stream ended")),
+    };
+    ctx.shutdown().await;
     follower.abort();
-    Ok(())
+    result
 }

@@ -10,6 +10,7 @@ pub struct Metrics {
     pub rooms_closed: IntCounterVec,
     pub room_start: Histogram,
     pub joins: IntCounterVec,
+    pub invite_conflicts: IntCounter,
 }
 
 impl Metrics {
@@ -39,6 +40,11 @@ impl Metrics {
                 &["result"],
             )
             .expect("metric"),
+            invite_conflicts: IntCounter::new(
+                "rendezvous_router_invite_write_conflicts_total",
+                "Invite writes refused because another replica changed the Room first (retried)",
+            )
+            .expect("metric"),
         };
         for c in [
             Box::new(m.rooms_live.clone()) as Box<dyn prometheus::core::Collector>,
@@ -46,6 +52,7 @@ impl Metrics {
             Box::new(m.rooms_closed.clone()),
             Box::new(m.room_start.clone()),
             Box::new(m.joins.clone()),
+            Box::new(m.invite_conflicts.clone()),
         ] {
             // Registered once per registry; a second router on one registry shares.
             let _ = registry.register(c);

@@ -16,7 +16,7 @@ pub enum RoomState {
 }
 
 /// An invite link of a room.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invite {
     pub id: String,
     /// The secret in the link: 128 random bits.
@@ -24,7 +24,11 @@ pub struct Invite {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub max_uses: Option<u32>,
+    /// People admitted (for an invite without a limit: joins).
     pub uses: u32,
+    /// Who spent a use of a limited invite: a person joining again spends none.
+    /// Bounded by `max_uses`.
+    pub users: Vec<String>,
     pub revoked: bool,
 }
 
@@ -38,6 +42,8 @@ impl Invite {
             expires_at: self.expires_at,
             max_uses: self.max_uses,
             uses: self.uses,
+            users: self.users.clone(),
+            revoked: self.revoked,
         }
     }
 
@@ -49,14 +55,15 @@ impl Invite {
             expires_at: r.expires_at,
             max_uses: r.max_uses,
             uses: r.uses,
-            revoked: false,
+            users: r.users,
+            revoked: r.revoked,
         }
     }
 }
 
-/// A live invite as kept on the `Room` object (annotation `rendezvous.dev/invites`),
-/// so a restarted router can recompute its link. Revoked invites are not kept: after
-/// a restart their codes are simply unknown, and still admit nobody.
+/// An invite as kept on the `Room` object (annotation `rendezvous.dev/invites`), so
+/// every router replica, and a restarted router, can recompute its link and count
+/// its uses. Revoked invites are kept too (bounded), so their links say 410 everywhere.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InviteRecord {
@@ -68,15 +75,15 @@ pub struct InviteRecord {
     pub max_uses: Option<u32>,
     #[serde(default)]
     pub uses: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revoked: bool,
 }
 
-/// The records of a room's invites that still admit someone.
-pub fn live_records(invites: &[Invite]) -> Vec<InviteRecord> {
-    invites
-        .iter()
-        .filter(|i| !i.revoked)
-        .map(Invite::record)
-        .collect()
+/// The records of a room's invites, as a runtime keeps them.
+pub fn records(invites: &[Invite]) -> Vec<InviteRecord> {
+    invites.iter().map(Invite::record).collect()
 }
 
 /// `POST /api/rooms`
@@ -117,8 +124,10 @@ pub struct RoomView {
     pub max_participants: u32,
     pub idle_timeout: u64,
     pub max_duration: u64,
-    /// The room's first invite link.
-    pub invite_url: String,
+    /// The room's first live invite link (shown to the creator only; absent when
+    /// every link has been revoked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite_url: Option<String>,
     /// Every invite (shown to the creator only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invites: Option<Vec<InviteView>>,
@@ -134,6 +143,24 @@ pub struct InviteView {
     pub max_uses: Option<u32>,
     pub uses: u32,
     pub revoked: bool,
+}
+
+/// `POST /api/rooms/{id}/token`
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RoomTokenRequest {
+    /// A room token this router issued for the same room and the same user; it may
+    /// have expired.
+    pub room_token: String,
+}
+
+/// `POST /api/rooms/{id}/token`: a fresh room token, without spending an invite use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomTokenResponse {
+    pub token: String,
+    pub expires_in: u64,
+    pub ws_url: String,
 }
 
 /// `POST /api/join/{code}`

@@ -2,8 +2,14 @@
 //!
 //! The registry owns no I/O and no clock: callers pass `now` (Unix seconds). The
 //! HTTP handlers consult and update it under one mutex; runtime events (a room became
-//! ready, a room process exited) update it too. Ended rooms leave a tombstone so an
-//! old link says "closed" (410) rather than "unknown" (404).
+//! ready, a room process exited, the Kubernetes watch saw a Room change) update it
+//! too. Ended rooms leave a tombstone so an old link says "closed" (410) rather than
+//! "unknown" (404).
+//!
+//! What an invite admits is decided by [`Room`]'s own methods, so the same rules
+//! apply whether the registry is the truth (local rooms) or a mirror of the `Room`
+//! objects in a cluster (where the router applies them to a fresh copy of the object
+//! and writes it back with optimistic concurrency).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -19,7 +25,7 @@ use crate::model::{Invite, RoomKind, RoomState};
 const TOMBSTONES: usize = 10_000;
 
 /// A live room as the router knows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Room {
     pub id: String,
     pub kind: RoomKind,
@@ -32,7 +38,96 @@ pub struct Room {
     pub max_participants: u32,
     pub idle_timeout_secs: u64,
     pub max_duration_secs: u64,
+    /// Live and revoked invites, oldest first.
     pub invites: Vec<Invite>,
+    /// The `resourceVersion` of the `Room` object this entry was read from
+    /// (Kubernetes runtime); `None` for local rooms and rooms not yet seen by a watch.
+    pub revision: Option<u64>,
+    /// True while this router's start of the room is in flight: a close meanwhile is
+    /// carried out by the start task when the start returns.
+    pub launching: bool,
+}
+
+impl Room {
+    /// The first invite that is not revoked: the room's link for its creator.
+    pub fn first_live_invite(&self) -> Option<&Invite> {
+        self.invites.iter().find(|i| !i.revoked)
+    }
+
+    /// Add an invite if the room has fewer than `max_invites` live ones.
+    pub fn add_invite(&mut self, invite: Invite, max_invites: usize) -> Result<Invite> {
+        if self.invites.iter().filter(|i| !i.revoked).count() >= max_invites {
+            return Err(Error::InviteLimit(max_invites));
+        }
+        // Revoked invites are kept (their links answer 410), but not without bound.
+        while self.invites.len() >= 2 * max_invites {
+            let Some(pos) = self.invites.iter().position(|i| i.revoked) else {
+                break;
+            };
+            self.invites.remove(pos);
+        }
+        self.invites.push(invite.clone());
+        Ok(invite)
+    }
+
+    /// Revoke an invite; its code answers 410 from now on. Revoking twice is fine.
+    pub fn revoke_invite(&mut self, invite_id: &str) -> Result<bool> {
+        let inv = self
+            .invites
+            .iter_mut()
+            .find(|i| i.id == invite_id)
+            .ok_or(Error::InviteNotFound)?;
+        let changed = !inv.revoked;
+        inv.revoked = true;
+        Ok(changed)
+    }
+
+    /// Whether the invite `code` still admits `user` at `now`. The creator, and anyone
+    /// the invite admitted before, is never counted against `maxUses` again.
+    pub fn check_invite(&self, code: &str, user: &str, now: i64) -> Result<&Invite> {
+        match self.state {
+            RoomState::Ready => {}
+            RoomState::Starting => return Err(Error::RoomNotReady),
+            RoomState::Closing | RoomState::Ended => return Err(Error::InviteRoomClosed),
+        }
+        let inv = self
+            .invites
+            .iter()
+            .find(|i| i.code == code)
+            .ok_or(Error::InviteNotFound)?;
+        if inv.revoked {
+            return Err(Error::InviteRevoked);
+        }
+        if inv.expires_at.is_some_and(|t| t <= now) {
+            return Err(Error::InviteExpired);
+        }
+        let known = self.creator == user || inv.users.iter().any(|u| u == user);
+        if !known && inv.max_uses.is_some_and(|m| inv.uses >= m) {
+            return Err(Error::InviteUsedUp);
+        }
+        Ok(inv)
+    }
+
+    /// Check the invite again and count one use of it for `user`. Returns whether
+    /// anything changed that a runtime keeping invites must write: only a limited
+    /// invite's first use by a person counts (its list of people is its use count).
+    pub fn redeem(&mut self, code: &str, user: &str, now: i64) -> Result<bool> {
+        self.check_invite(code, user, now)?;
+        let creator = self.creator == user;
+        let Some(inv) = self.invites.iter_mut().find(|i| i.code == code) else {
+            return Err(Error::InviteNotFound);
+        };
+        if creator || inv.users.iter().any(|u| u == user) {
+            return Ok(false);
+        }
+        inv.uses += 1;
+        if inv.max_uses.is_some() {
+            // Bounded by maxUses (itself bounded at creation).
+            inv.users.push(user.to_owned());
+            return Ok(true);
+        }
+        Ok(false)
+    }
 }
 
 /// A bounded FIFO set: remembers the last `cap` keys.
@@ -117,11 +212,47 @@ impl Registry {
         if self.rooms.len() >= max_rooms {
             return Err(Error::AtCapacity);
         }
+        self.put(room);
+        Ok(())
+    }
+
+    /// Take in a room as the cluster holds it (a watch event or a write's answer),
+    /// without limits: what the cluster holds is the truth. An entry read from an
+    /// older revision than the one kept is ignored, and a close this router started
+    /// stays a close.
+    pub fn upsert(&mut self, mut room: Room) {
+        if let Some(old) = self.rooms.get(&room.id) {
+            if old.revision.is_some() && old.revision >= room.revision {
+                return;
+            }
+            if old.state == RoomState::Closing {
+                room.state = RoomState::Closing;
+            }
+            room.launching = old.launching;
+        }
+        self.put(room);
+    }
+
+    /// Insert or replace `room`, keeping the code index in step with its invites.
+    fn put(&mut self, room: Room) {
+        if let Some(old) = self.rooms.get(&room.id) {
+            for inv in &old.invites {
+                self.codes.remove(&inv.code);
+            }
+        }
         for inv in &room.invites {
             self.codes.insert(inv.code.clone(), room.id.clone());
         }
         self.rooms.insert(room.id.clone(), room);
-        Ok(())
+    }
+
+    /// Apply `f` to a copy of a live room and keep the copy if `f` succeeds (a refused
+    /// change leaves the room as it was), re-indexing its invite codes.
+    pub fn update<T>(&mut self, id: &str, f: impl FnOnce(&mut Room) -> Result<T>) -> Result<T> {
+        let mut room = self.get(id)?.clone();
+        let out = f(&mut room)?;
+        self.put(room);
+        Ok(out)
     }
 
     pub fn set_ready(&mut self, id: &str, endpoint: String) {
@@ -133,11 +264,27 @@ impl Registry {
         }
     }
 
-    /// Mark a room closing: from now on its invites admit nobody.
-    pub fn set_closing(&mut self, id: &str) {
+    /// Mark a room closing: from now on its invites admit nobody. Returns the state
+    /// it had, or `None` if it is not live.
+    pub fn set_closing(&mut self, id: &str) -> Option<RoomState> {
+        let r = self.rooms.get_mut(id)?;
+        Some(std::mem::replace(&mut r.state, RoomState::Closing))
+    }
+
+    /// Put a room that failed to close back into `state`, so a later close retries.
+    pub fn reopen(&mut self, id: &str, state: RoomState) {
         if let Some(r) = self.rooms.get_mut(id) {
-            r.state = RoomState::Closing;
+            if r.state == RoomState::Closing {
+                r.state = state;
+            }
         }
+    }
+
+    /// The start of a room returned; whether a close came in meanwhile.
+    pub fn launched(&mut self, id: &str) -> Option<bool> {
+        let r = self.rooms.get_mut(id)?;
+        r.launching = false;
+        Some(r.state == RoomState::Closing)
     }
 
     /// Forget a room; its id and invite codes become tombstones.
@@ -160,6 +307,18 @@ impl Registry {
         Ok(room)
     }
 
+    /// The live room an invite code belongs to, or why there is none.
+    pub fn room_of_code(&self, code: &str) -> Result<&Room> {
+        let Some(room_id) = self.codes.get(code) else {
+            return Err(if self.ended_codes.contains(code) {
+                Error::InviteRoomClosed
+            } else {
+                Error::InviteNotFound
+            });
+        };
+        self.rooms.get(room_id).ok_or(Error::InviteRoomClosed)
+    }
+
     /// Add an invite to a room `user` created.
     pub fn add_invite(
         &mut self,
@@ -168,73 +327,30 @@ impl Registry {
         invite: Invite,
         max_invites: usize,
     ) -> Result<Invite> {
-        let room = self.owned(id, user)?;
-        if room.invites.iter().filter(|i| !i.revoked).count() >= max_invites {
-            return Err(Error::InviteLimit(max_invites));
-        }
-        let room = self.rooms.get_mut(id).expect("checked above");
-        self.codes.insert(invite.code.clone(), id.to_owned());
-        room.invites.push(invite.clone());
-        Ok(invite)
+        self.owned(id, user)?;
+        self.update(id, |room| room.add_invite(invite, max_invites))
     }
 
     /// Revoke an invite of a room `user` created. Revoked codes answer 410.
     pub fn revoke_invite(&mut self, id: &str, user: &str, invite_id: &str) -> Result<()> {
         self.owned(id, user)?;
-        let room = self.rooms.get_mut(id).expect("checked above");
-        let inv = room
-            .invites
-            .iter_mut()
-            .find(|i| i.id == invite_id)
-            .ok_or(Error::InviteNotFound)?;
-        inv.revoked = true;
-        Ok(())
+        self.update(id, |room| room.revoke_invite(invite_id).map(|_| ()))
     }
 
     /// The room behind an invite code, if the invite still admits `user` at `now`.
-    /// The creator is never counted against `maxUses`.
     pub fn check_invite(&self, code: &str, user: &str, now: i64) -> Result<&Room> {
-        let Some(room_id) = self.codes.get(code) else {
-            return Err(if self.ended_codes.contains(code) {
-                Error::InviteRoomClosed
-            } else {
-                Error::InviteNotFound
-            });
-        };
-        let room = self.rooms.get(room_id).ok_or(Error::InviteRoomClosed)?;
-        match room.state {
-            RoomState::Ready => {}
-            RoomState::Starting => return Err(Error::RoomNotReady),
-            RoomState::Closing | RoomState::Ended => return Err(Error::InviteRoomClosed),
-        }
-        let inv = room
-            .invites
-            .iter()
-            .find(|i| i.code == code)
-            .ok_or(Error::InviteNotFound)?;
-        if inv.revoked {
-            return Err(Error::InviteRevoked);
-        }
-        if inv.expires_at.is_some_and(|t| t <= now) {
-            return Err(Error::InviteExpired);
-        }
-        if room.creator != user && inv.max_uses.is_some_and(|m| inv.uses >= m) {
-            return Err(Error::InviteUsedUp);
-        }
+        let room = self.room_of_code(code)?;
+        room.check_invite(code, user, now)?;
         Ok(room)
     }
 
     /// Check the invite again and count one use of it.
     pub fn redeem(&mut self, code: &str, user: &str, now: i64) -> Result<Room> {
-        let creator = self.check_invite(code, user, now)?.creator == user;
-        let room_id = self.codes[code].clone();
-        let room = self.rooms.get_mut(&room_id).expect("checked above");
-        if !creator {
-            if let Some(inv) = room.invites.iter_mut().find(|i| i.code == code) {
-                inv.uses += 1;
-            }
-        }
-        Ok(room.clone())
+        let id = self.room_of_code(code)?.id.clone();
+        self.update(&id, |room| {
+            room.redeem(code, user, now)?;
+            Ok(room.clone())
+        })
     }
 }
 

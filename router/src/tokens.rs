@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rendezvous_api::{Grants, JwkSet, RoomClaims};
-use rendezvous_auth::now_unix;
+use rendezvous_auth::{now_unix, Expect, KeySet};
 
 use crate::secret::RouterSecret;
 
@@ -21,17 +21,27 @@ pub struct RoomTokens {
     secret: Arc<RouterSecret>,
     ttl: Duration,
     jwks_json: String,
+    /// The router's own public key, to check a room token shown for a refresh.
+    keys: KeySet,
 }
+
+/// How long after its expiry a room token can still be traded for a fresh one: as
+/// long as any room lives (its owner must also show a valid access token, and the
+/// room must still be live).
+const REFRESH_LEEWAY_SECS: u64 = 7 * 24 * 3600;
 
 impl RoomTokens {
     pub fn new(secret: Arc<RouterSecret>, ttl: Duration) -> anyhow::Result<Self> {
-        let jwks_json = serde_json::to_string(&JwkSet {
+        let set = JwkSet {
             keys: vec![secret.room_token_key().jwk()],
-        })?;
+        };
+        let jwks_json = serde_json::to_string(&set)?;
+        let keys = KeySet::from_jwks(&set)?;
         Ok(Self {
             secret,
             ttl,
             jwks_json,
+            keys,
         })
     }
 
@@ -73,6 +83,14 @@ impl RoomTokens {
             iss: ISSUER.to_owned(),
             aud: AUDIENCE.to_owned(),
         })
+    }
+
+    /// The claims of a room token this router signed, expired or not (within
+    /// [`REFRESH_LEEWAY_SECS`]), for trading it in for a fresh one.
+    pub fn verify_for_refresh(&self, token: &str) -> rendezvous_auth::Result<RoomClaims> {
+        let mut expect = Expect::new(ISSUER, AUDIENCE);
+        expect.leeway_secs = REFRESH_LEEWAY_SECS;
+        self.keys.verify(token, &expect)
     }
 
     /// The token the router itself uses to close a room.

@@ -54,14 +54,21 @@ async fn kubernetes_runtime_creates_lists_and_closes_rooms() {
     .await
     .unwrap();
     assert_eq!(rt.start(spec("r1")).await.unwrap(), None);
-    let ready = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    let RoomEvent::Ready { id, endpoint } = ready else {
-        panic!("{ready:?}")
-    };
-    assert_eq!(id, "r1");
+    // The watch reports the Room whole as it goes; wait for it to be ready.
+    let ready = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match rx.recv().await {
+                Some(RoomEvent::Seen(room)) if room.endpoint.is_some() => return *room,
+                Some(RoomEvent::Seen(_)) => continue,
+                other => panic!("{other:?}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(ready.id, "r1");
+    assert_eq!(ready.state, rendezvous_router::model::RoomState::Ready);
+    let endpoint = ready.endpoint.unwrap();
     assert!(endpoint.ends_with(":8090"), "{endpoint}");
     let listed: Vec<_> = rt.rooms().iter().map(|r| r.name_any()).collect();
     assert_eq!(listed, ["r1"]);
@@ -79,10 +86,17 @@ async fn kubernetes_runtime_creates_lists_and_closes_rooms() {
         rooms.get_opt("r1").await.unwrap().is_none(),
         "closed room is gone"
     );
-    let ended = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match rx.recv().await {
+                Some(RoomEvent::Seen(_) | RoomEvent::Closing { .. }) => continue,
+                other => return other,
+            }
+        }
+    })
+    .await
+    .unwrap()
+    .unwrap();
     assert!(
         matches!(ended, RoomEvent::Ended { ref id, .. } if id == "r1"),
         "{ended:?}"
@@ -107,6 +121,7 @@ impl Router {
         cfg.runtime = RuntimeKind::Kubernetes;
         cfg.namespace = ns.into();
         cfg.secret_file = Some(secret.into());
+        cfg.public_url = Some("https://meet.example".into());
         let keys = KeySet::from_jwks(&JwkSet {
             keys: vec![users.jwk()],
         })
@@ -299,10 +314,10 @@ async fn a_restarted_router_keeps_its_rooms_invite_links_and_token_keys() {
     let codes: Vec<String> = invites.iter().map(|i| code_of(&i["url"])).collect();
     assert_eq!(
         codes,
-        [first.clone(), limited_code.clone()],
-        "the revoked one stays gone"
+        [first.clone(), limited_code.clone(), revoked_code.clone()],
     );
     assert_eq!(invites[1]["uses"], 1, "bob's use was kept");
+    assert_eq!(invites[2]["revoked"], true, "the revoked one stays revoked");
     // Room tokens minted before the restart still verify with the new router's keys.
     let jwks_b = b.room_jwks().await;
     assert_eq!(jwks_a.keys[0].kid, jwks_b.keys[0].kid);
@@ -322,7 +337,12 @@ async fn a_restarted_router_keeps_its_rooms_invite_links_and_token_keys() {
     let (status, code) = b.join(&users, "dee", &limited_code).await;
     assert_eq!((status, code.as_str()), (410, "invite_used_up"));
     let (status, code) = b.join(&users, "eve", &revoked_code).await;
-    assert_eq!((status, code.as_str()), (404, "invite_not_found"));
+    assert_eq!((status, code.as_str()), (410, "invite_revoked"));
+    // bob, admitted before the restart, may come back without spending a use.
+    assert_eq!(
+        b.join(&users, "bob", &limited_code).await,
+        (200, String::new())
+    );
     assert_eq!(b.join(&users, "fay", &first).await, (200, String::new()));
 
     // A router with another secret cannot honour the old links.
@@ -346,6 +366,153 @@ async fn a_restarted_router_keeps_its_rooms_invite_links_and_token_keys() {
         "closed room is gone"
     );
     c.server.abort();
+    std::fs::remove_dir_all(&dir).unwrap();
+    common::finish(&client, &ns, op).await;
+}
+
+/// Two router replicas on one cluster and one secret: what one does, the other sees,
+/// and a limited link's uses are counted once across both.
+#[tokio::test]
+async fn two_router_replicas_share_one_truth() {
+    use reqwest::Method;
+    let Some(client) = common::client().await else {
+        return;
+    };
+    let ns = common::namespace(&client, "router-replicas").await;
+    let op = common::Operator::spawn(&client, common::args(&ns, "a", &[]));
+    let dir = std::env::temp_dir().join(format!("rdv-router-replicas-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let secret = dir.join("router.secret");
+    let users = SigningKey::generate().unwrap();
+    let a = Router::start(&client, &ns, &secret, &users).await;
+    let b = Router::start(&client, &ns, &secret, &users).await;
+
+    // Created on one, seen on the other as soon as its watch sees it.
+    let (status, room) = a
+        .call(
+            &users,
+            "ada",
+            Method::POST,
+            "/api/rooms",
+            Some(serde_json::json!({"kind": "chat", "title": "Shared"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{room}");
+    let id = room["id"].as_str().unwrap().to_owned();
+    common::eventually(30, "the room to be ready on the other replica", || async {
+        let (_, r) = b
+            .call(
+                &users,
+                "ada",
+                Method::GET,
+                &format!("/api/rooms/{id}"),
+                None,
+            )
+            .await;
+        (r["state"] == "ready").then_some(())
+    })
+    .await;
+    let (_, listed) = b.call(&users, "ada", Method::GET, "/api/rooms", None).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+
+    // An invite made on b; 20 people at once over both replicas; 5 get in.
+    let (status, limited) = b
+        .call(
+            &users,
+            "ada",
+            Method::POST,
+            &format!("/api/rooms/{id}/invites"),
+            Some(serde_json::json!({"maxUses": 5})),
+        )
+        .await;
+    assert_eq!(status, 201, "{limited}");
+    let code = code_of(&limited["url"]);
+    common::eventually(10, "the invite to reach replica a", || async {
+        let (s, _) = a.join(&users, "ada", &code).await;
+        (s == 200).then_some(())
+    })
+    .await;
+    let joins = (0..20).map(|i| {
+        let (r, users, code) = (if i % 2 == 0 { &a } else { &b }, &users, &code);
+        async move { r.join(users, &format!("guest{i}"), code).await }
+    });
+    let results = futures::future::join_all(joins).await;
+    let admitted = results.iter().filter(|(s, _)| *s == 200).count();
+    let refused: Vec<_> = results.iter().filter(|(s, _)| *s != 200).collect();
+    assert_eq!(admitted, 5, "{results:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|(s, c)| *s == 410 && c == "invite_used_up"),
+        "{refused:?}"
+    );
+    let (_, seen) = a
+        .call(
+            &users,
+            "ada",
+            Method::GET,
+            &format!("/api/rooms/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(seen["invites"][1]["uses"], 5, "{seen}");
+
+    // The per-user room limit counts what the cluster holds, not one replica.
+    for i in 0..9 {
+        let r = if i % 2 == 0 { &a } else { &b };
+        let (status, body) = r
+            .call(
+                &users,
+                "ada",
+                Method::POST,
+                "/api/rooms",
+                Some(serde_json::json!({"kind": "chat", "title": format!("More {i}")})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        // Let the other replica's watch see it before the next create.
+        let other = if i % 2 == 0 { &b } else { &a };
+        let want = i + 2;
+        common::eventually(10, "the other replica to see the room", || async {
+            let (_, l) = other
+                .call(&users, "ada", Method::GET, "/api/rooms", None)
+                .await;
+            (l.as_array().map(Vec::len) == Some(want)).then_some(())
+        })
+        .await;
+    }
+    let (status, body) = b
+        .call(
+            &users,
+            "ada",
+            Method::POST,
+            "/api/rooms",
+            Some(serde_json::json!({"kind": "chat", "title": "Eleventh"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("room_limit_reached"))
+    );
+
+    // Closed on b: gone on a, its links dead there too.
+    let (status, _) = b
+        .call(
+            &users,
+            "ada",
+            Method::DELETE,
+            &format!("/api/rooms/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    common::eventually(10, "replica a to see the close", || async {
+        let (s, c) = a.join(&users, "late", &code).await;
+        (s == 410 && c == "room_closed").then_some(())
+    })
+    .await;
+    a.server.abort();
+    b.server.abort();
     std::fs::remove_dir_all(&dir).unwrap();
     common::finish(&client, &ns, op).await;
 }

@@ -8,6 +8,7 @@
 
 mod extract;
 mod metrics;
+mod trace;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,6 +16,7 @@ use rendezvous_api::ErrorBody;
 
 pub use extract::{bearer_token, Json};
 pub use metrics::HttpMetrics;
+pub use trace::{method_label, request_span, trace_layer};
 
 /// How logs are written. `RENDEZVOUS_LOG_FORMAT=json` selects JSON (production);
 /// anything else, human-readable text. `RUST_LOG` sets the filter (default `info`).

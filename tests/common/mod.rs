@@ -24,20 +24,39 @@ impl Drop for Up {
 
 /// Start `rendezvous up` on a free port with a fresh data dir; wait for its banner.
 pub fn start_up(extra: &[&str]) -> Up {
-    let data_dir =
-        std::env::temp_dir().join(format!("rendezvous-up-{}", uuid::Uuid::new_v4().simple()));
-    start_up_in(data_dir, extra)
+    start_up_in(fresh_data_dir(), extra)
+}
+
+/// A data directory no other test uses.
+pub fn fresh_data_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("rendezvous-up-{}", uuid::Uuid::new_v4().simple()))
 }
 
 /// Start `rendezvous up` on a free port with `data_dir` (removed when dropped).
 pub fn start_up_in(data_dir: std::path::PathBuf, extra: &[&str]) -> Up {
+    start_up_with(data_dir, extra, &[], None)
+}
+
+/// Start `rendezvous up` with extra environment variables, and its stderr (the
+/// logs) written to `log` if given.
+pub fn start_up_with(
+    data_dir: std::path::PathBuf,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+    log: Option<&std::path::Path>,
+) -> Up {
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+        None => Stdio::null(),
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_rendezvous"))
         .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data_dir)
         .args(extra)
         .env_remove("DATABASE_URL")
+        .envs(envs.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("spawn rendezvous up");
     let stdout = child.stdout.take().unwrap();
@@ -153,5 +172,53 @@ pub fn alive(pid: u32) -> bool {
             .trim_start()
             .starts_with('Z'),
         Err(_) => false,
+    }
+}
+
+/// How long an end-to-end step may take before a test gives up.
+pub const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The code at the end of an invite link.
+pub fn code_of(invite_url: &str) -> String {
+    invite_url.rsplit('/').next().unwrap().to_owned()
+}
+
+/// `POST /api/rooms` as `token`, which must succeed; the room.
+pub async fn create_room(up: &Up, token: &str, body: Value) -> Value {
+    let (status, room) = up
+        .call(reqwest::Method::POST, "/api/rooms", Some(token), Some(body))
+        .await;
+    assert_eq!(status, 201, "{room}");
+    room
+}
+
+/// `POST /api/join/CODE` for an invite link, as `token`.
+pub async fn join(up: &Up, token: &str, invite_url: &str) -> (u16, Value) {
+    let path = format!("/api/join/{}", code_of(invite_url));
+    up.call(reqwest::Method::POST, &path, Some(token), None)
+        .await
+}
+
+/// The close code the client finally sees (through the router's proxy).
+pub async fn closed_with(c: &mut rendezvous_room::client::RoomClient) -> u16 {
+    use rendezvous_room::client::Incoming;
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            match c.recv().await {
+                Some(Incoming::Closed { code, .. }) => return code,
+                Some(_) => continue,
+                None => return 0,
+            }
+        }
+    });
+    found.await.expect("the socket closes")
+}
+
+/// Wait (bounded by [`WAIT`]) until `cond` holds.
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

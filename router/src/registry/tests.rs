@@ -8,6 +8,7 @@ fn mk_invite(max_uses: Option<u32>, expires_at: Option<i64>) -> Invite {
         expires_at,
         max_uses,
         uses: 0,
+        users: Vec::new(),
         revoked: false,
     }
 }
@@ -25,6 +26,8 @@ fn mk_room(id: &str, creator: &str, invite: Invite) -> Room {
         idle_timeout_secs: 60,
         max_duration_secs: 600,
         invites: vec![invite],
+        revision: None,
+        launching: false,
     }
 }
 
@@ -139,4 +142,85 @@ fn tombstones_are_bounded() {
     assert_eq!(t.order.len(), TOMBSTONES);
     assert!(!t.contains("0"));
     assert!(t.contains(&(TOMBSTONES + 4).to_string()));
+}
+
+#[test]
+fn a_person_joining_again_spends_no_use() {
+    let mut r = Registry::default();
+    let inv = mk_invite(Some(2), None);
+    let code = inv.code.clone();
+    r.insert(mk_room("a", "owner", inv), 10, 10).unwrap();
+    // A double-click, a reconnect: one person, one use.
+    for _ in 0..3 {
+        r.redeem(&code, "guest", 0).unwrap();
+    }
+    r.redeem(&code, "guest2", 0).unwrap();
+    // Both admitted people may come back although the link is used up.
+    r.redeem(&code, "guest", 0).unwrap();
+    r.redeem(&code, "guest2", 0).unwrap();
+    assert!(matches!(
+        r.redeem(&code, "guest3", 0),
+        Err(Error::InviteUsedUp)
+    ));
+    let room = r.get("a").unwrap();
+    assert_eq!(room.invites[0].uses, 2);
+    assert_eq!(room.invites[0].users, ["guest", "guest2"]);
+}
+
+#[test]
+fn a_refused_change_leaves_the_room_as_it_was() {
+    let mut r = Registry::default();
+    r.insert(mk_room("a", "o", mk_invite(None, None)), 10, 10)
+        .unwrap();
+    let before = r.get("a").unwrap().clone();
+    let res: Result<()> = r.update("a", |room| {
+        room.title = "changed".into();
+        Err(Error::NotCreator)
+    });
+    assert!(res.is_err());
+    assert_eq!(r.get("a").unwrap(), &before);
+}
+
+#[test]
+fn the_watch_replaces_older_revisions_only_and_keeps_a_local_close() {
+    let mut r = Registry::default();
+    let inv = mk_invite(None, None);
+    let code = inv.code.clone();
+    let mut seen = mk_room("a", "o", inv);
+    seen.revision = Some(5);
+    r.upsert(seen.clone());
+    // An older read (a write's answer overtaken by a newer watch event) is ignored.
+    let mut old = seen.clone();
+    old.revision = Some(4);
+    old.title = "old".into();
+    r.upsert(old);
+    assert_eq!(r.get("a").unwrap().title, "t");
+    // A newer one replaces the entry and its codes.
+    let mut newer = seen.clone();
+    newer.revision = Some(6);
+    let fresh = mk_invite(None, None);
+    let fresh_code = fresh.code.clone();
+    newer.invites = vec![fresh];
+    r.upsert(newer.clone());
+    assert!(matches!(
+        r.check_invite(&code, "g", 0),
+        Err(Error::InviteNotFound)
+    ));
+    r.check_invite(&fresh_code, "g", 0).unwrap();
+    // A close this router started survives a watch event from before the delete.
+    r.set_closing("a");
+    newer.revision = Some(7);
+    r.upsert(newer);
+    assert_eq!(r.get("a").unwrap().state, RoomState::Closing);
+}
+
+#[test]
+fn revoked_invites_are_kept_but_bounded() {
+    let mut room = mk_room("a", "o", mk_invite(None, None));
+    for _ in 0..10 {
+        let inv = room.add_invite(mk_invite(None, None), 3).unwrap();
+        room.revoke_invite(&inv.id).unwrap();
+    }
+    assert!(room.invites.len() <= 6, "{}", room.invites.len());
+    assert!(room.first_live_invite().is_some());
 }

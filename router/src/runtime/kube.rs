@@ -6,12 +6,14 @@
 //! with `endpoint`, ended), so the router never polls a room. Stop asks the room
 //! server to close (`POST /close` with a moderator token, best effort, short timeout),
 //! deletes the Room (the operator's finalizer closes the Pod) and waits a bounded time
-//! for it to vanish. The Room objects are the truth: a restarted router finds its rooms
-//! in the store ([`KubeRuntime::rooms`]) and adopts them; router shutdown leaves them.
-//! A room's live invites ride on its Room as the annotation [`INVITES_ANNOTATION`]
-//! (ids, limits and use counts; never codes, which only the router's secret yields).
+//! for it to vanish. The Room objects are the truth: every Room the watch sees is
+//! reported whole ([`RoomEvent::Seen`]), so each router replica's registry mirrors the
+//! cluster, and router shutdown leaves them. A room's invites ride on its Room as the
+//! annotation [`INVITES_ANNOTATION`] (ids, limits, who used them; never codes, which
+//! only the router's secret yields), written only with a resourceVersion
+//! precondition ([`KubeRuntime::write_invites`]) so replicas never lose each other's
+//! changes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,9 +42,6 @@ pub const CREATED_BY: (&str, &str) = ("app.kubernetes.io/created-by", "rendezvou
 /// the Pod anyway.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Newest invite snapshot written, by room id.
-type Written = Arc<tokio::sync::Mutex<HashMap<String, u64>>>;
-
 /// Rooms as `Room` objects.
 pub struct KubeRuntime {
     api: Api<Room>,
@@ -50,9 +49,6 @@ pub struct KubeRuntime {
     tokens: Arc<RoomTokens>,
     stop_timeout: Duration,
     http: reqwest::Client,
-    /// Newest invite snapshot written per room; held across the write so snapshots
-    /// land in order. Entries go when their Rooms do (the watch follower drops them).
-    invites_written: Written,
 }
 
 /// The Room object the router creates for `spec`, clamped to the CRD's bounds.
@@ -76,7 +72,7 @@ pub fn room_object(spec: &RoomSpec) -> Room {
         annotations: Some(
             [(
                 INVITES_ANNOTATION.to_owned(),
-                serde_json::to_string(&spec.invites).expect("invites serialize"),
+                serde_json::to_string(&spec.invites).unwrap_or_else(|_| "[]".into()),
             )]
             .into(),
         ),
@@ -136,23 +132,30 @@ pub fn registry_room(r: &Room, tokens: &RoomTokens) -> Option<crate::registry::R
         idle_timeout_secs: r.spec.idle_timeout.into(),
         max_duration_secs: r.spec.max_duration.into(),
         invites: invites_of(r, tokens),
+        revision: revision(r),
+        launching: false,
     })
 }
 
-/// The event a Room's current state calls for, if any, given what was last reported.
-pub fn event_for(room: &Room, last: Option<&Option<String>>) -> Option<RoomEvent> {
+/// A Room's `resourceVersion` as a number. The API server's versions are etcd
+/// revisions, which only grow; they order two reads of one object, nothing more.
+pub fn revision(r: &Room) -> Option<u64> {
+    r.metadata.resource_version.as_deref()?.parse().ok()
+}
+
+/// The event a Room's current state calls for: the room whole while it lives,
+/// closing while it is being deleted, ended once it has ended or failed.
+pub fn event_for(room: &Room, tokens: &RoomTokens) -> RoomEvent {
     let id = room.name_any();
-    let status = room.status.as_ref()?;
-    match (status.phase, &status.endpoint) {
-        (Phase::Ready, Some(ep)) if last != Some(&Some(ep.clone())) => Some(RoomEvent::Ready {
+    if let Some(entry) = registry_room(room, tokens) {
+        return RoomEvent::Seen(Box::new(entry));
+    }
+    match room.status.as_ref().map(|s| s.phase) {
+        Some(phase @ (Phase::Ended | Phase::Failed)) => RoomEvent::Ended {
             id,
-            endpoint: ep.clone(),
-        }),
-        (Phase::Ended | Phase::Failed, _) => Some(RoomEvent::Ended {
-            id,
-            reason: format!("room {}", status.phase.as_str().to_lowercase()),
-        }),
-        _ => None,
+            reason: format!("room {}", phase.as_str().to_lowercase()),
+        },
+        _ => RoomEvent::Closing { id },
     }
 }
 
@@ -170,8 +173,7 @@ impl KubeRuntime {
         let (store, writer) = reflector::store();
         let cfg = watcher::Config::default().labels(&format!("{}={}", CREATED_BY.0, CREATED_BY.1));
         let stream = watcher(api.clone(), cfg).default_backoff().reflect(writer);
-        let invites_written = Written::default();
-        tokio::spawn(follow(stream, events, invites_written.clone()));
+        tokio::spawn(follow(stream, events, tokens.clone()));
         tokio::time::timeout(
             stop_timeout.max(Duration::from_secs(10)),
             store.wait_until_ready(),
@@ -188,13 +190,38 @@ impl KubeRuntime {
                 .timeout(CLOSE_TIMEOUT)
                 .connect_timeout(CLOSE_TIMEOUT)
                 .build()?,
-            invites_written,
         })
     }
 
     /// The router's Rooms as last seen by the watch.
     pub fn rooms(&self) -> Vec<Arc<Room>> {
         self.store.state()
+    }
+
+    /// The live rooms among them, as registry entries.
+    pub fn entries(&self) -> Vec<crate::registry::Room> {
+        self.rooms().iter().filter_map(|r| self.entry(r)).collect()
+    }
+
+    /// The registry entry of a Room, `None` once it is closing or has ended.
+    pub fn entry(&self, r: &Room) -> Option<crate::registry::Room> {
+        registry_room(r, &self.tokens)
+    }
+
+    /// Room `id`: from the watch cache, or with `fresh` from the API server (after a
+    /// write was refused as stale, the cache may still be behind).
+    pub async fn fetch(&self, id: &str, fresh: bool) -> anyhow::Result<Option<Arc<Room>>> {
+        if !fresh {
+            if let Some(r) = self.cached(id) {
+                return Ok(Some(r));
+            }
+        }
+        Ok(self
+            .api
+            .get_opt(id)
+            .await
+            .with_context(|| format!("reading Room {id}"))?
+            .map(Arc::new))
     }
 
     async fn create(&self, spec: RoomSpec) -> anyhow::Result<Option<String>> {
@@ -205,31 +232,31 @@ impl KubeRuntime {
         Ok(None)
     }
 
-    async fn write_invites(
+    /// Write `invites` onto `room` if it is unchanged since it was read: the patch
+    /// carries the resourceVersion it was computed from, and the API server refuses
+    /// it (409) if another writer came first. `Ok(None)`: refused, read again and
+    /// retry. A Room gone meanwhile is an error of its own kind for the caller.
+    pub async fn write_invites(
         &self,
-        id: &str,
-        rev: u64,
-        invites: Vec<InviteRecord>,
-    ) -> anyhow::Result<()> {
-        let mut written = self.invites_written.lock().await;
-        if written.get(id).is_some_and(|&w| w >= rev) {
-            return Ok(()); // a newer snapshot already landed
-        }
+        room: &Room,
+        invites: &[InviteRecord],
+    ) -> anyhow::Result<Option<Room>> {
+        let id = room.name_any();
         let patch = serde_json::json!({
-            "metadata": { "annotations": { INVITES_ANNOTATION: serde_json::to_string(&invites)? } }
+            "metadata": {
+                "resourceVersion": room.metadata.resource_version,
+                "annotations": { INVITES_ANNOTATION: serde_json::to_string(invites)? },
+            }
         });
         match self
             .api
-            .patch(id, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(&id, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Ok(_) => {}
-            // The Room is gone (closed meanwhile): nothing left to keep.
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(e).with_context(|| format!("saving the invites of Room {id}")),
+            Ok(written) => Ok(Some(written)),
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("saving the invites of Room {id}")),
         }
-        written.insert(id.to_owned(), rev);
-        Ok(())
     }
 
     fn cached(&self, id: &str) -> Option<Arc<Room>> {
@@ -268,14 +295,12 @@ impl KubeRuntime {
     }
 }
 
-/// Turn watch events into room events. Remembers the endpoint reported per room
-/// (bounded by the number of live Rooms: entries go when Rooms go).
+/// Turn watch events into room events, in the order the watch saw them.
 async fn follow(
     stream: impl futures::Stream<Item = Result<watcher::Event<Room>, watcher::Error>> + Send + 'static,
     events: mpsc::Sender<RoomEvent>,
-    invites_written: Written,
+    tokens: Arc<RoomTokens>,
 ) {
-    let mut reported: HashMap<String, Option<String>> = HashMap::new();
     let mut stream = std::pin::pin!(stream);
     while let Some(ev) = stream.next().await {
         let ev = match ev {
@@ -285,36 +310,18 @@ async fn follow(
                 continue;
             }
         };
-        let mut out = Vec::new();
-        match ev {
+        let out = match ev {
             watcher::Event::Apply(room) | watcher::Event::InitApply(room) => {
-                let id = room.name_any();
-                if let Some(e) = event_for(&room, reported.get(&id)) {
-                    if let RoomEvent::Ready { endpoint, .. } = &e {
-                        reported.insert(id, Some(endpoint.clone()));
-                    } else {
-                        reported.remove(&id);
-                    }
-                    out.push(e);
-                } else {
-                    reported.entry(id).or_insert(None);
-                }
+                event_for(&room, &tokens)
             }
-            watcher::Event::Delete(room) => {
-                let id = room.name_any();
-                reported.remove(&id);
-                invites_written.lock().await.remove(&id);
-                out.push(RoomEvent::Ended {
-                    id,
-                    reason: "Room deleted".into(),
-                });
-            }
-            watcher::Event::Init | watcher::Event::InitDone => {}
-        }
-        for e in out {
-            if events.send(e).await.is_err() {
-                return;
-            }
+            watcher::Event::Delete(room) => RoomEvent::Ended {
+                id: room.name_any(),
+                reason: "Room deleted".into(),
+            },
+            watcher::Event::Init | watcher::Event::InitDone => continue,
+        };
+        if events.send(out).await.is_err() {
+            return;
         }
     }
 }
@@ -328,19 +335,14 @@ impl RoomRuntime for KubeRuntime {
         self.delete(id).boxed()
     }
 
-    fn save_invites<'a>(
-        &'a self,
-        id: &'a str,
-        rev: u64,
-        invites: Vec<InviteRecord>,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
-        self.write_invites(id, rev, invites).boxed()
-    }
-
     /// Router shutdown leaves the Rooms: they are the truth, and the next router
     /// (or another replica) adopts them.
     fn stop_all(&self) -> BoxFuture<'_, ()> {
         async {}.boxed()
+    }
+
+    fn rooms_outlive_router(&self) -> bool {
+        true
     }
 }
 
@@ -364,6 +366,8 @@ mod tests {
                 expires_at: None,
                 max_uses: Some(3),
                 uses: 1,
+                users: vec!["bob".into()],
+                revoked: false,
             }],
         }
     }
@@ -410,22 +414,49 @@ mod tests {
     }
 
     #[test]
-    fn ready_is_reported_once_per_endpoint() {
-        let room = with_status(Phase::Ready, Some("10.0.0.1:8090"));
-        let ready = RoomEvent::Ready {
-            id: "abc".into(),
-            endpoint: "10.0.0.1:8090".into(),
+    fn a_live_room_is_seen_whole_and_an_ended_one_ends() {
+        let tokens = RoomTokens::generate(Duration::from_secs(60)).unwrap();
+        let mut room = with_status(Phase::Ready, Some("10.0.0.1:8090"));
+        room.metadata.resource_version = Some("42".into());
+        let RoomEvent::Seen(entry) = event_for(&room, &tokens) else {
+            panic!("a ready Room is seen");
         };
-        assert_eq!(event_for(&room, None), Some(ready));
-        assert_eq!(event_for(&room, Some(&Some("10.0.0.1:8090".into()))), None);
+        assert_eq!(entry.state, RoomState::Ready);
+        assert_eq!(entry.endpoint.as_deref(), Some("10.0.0.1:8090"));
+        assert_eq!(entry.revision, Some(42));
+        assert_eq!(entry.invites[0].users, ["bob"]);
+        let starting = event_for(&with_status(Phase::Starting, None), &tokens);
+        assert!(matches!(starting, RoomEvent::Seen(e) if e.state == RoomState::Starting));
+        assert!(matches!(
+            event_for(&with_status(Phase::Failed, None), &tokens),
+            RoomEvent::Ended { .. }
+        ));
+        let mut deleting = with_status(Phase::Ready, Some("10.0.0.1:8090"));
+        deleting.metadata.deletion_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        assert!(matches!(
+            event_for(&deleting, &tokens),
+            RoomEvent::Closing { id } if id == "abc"
+        ));
     }
 
     #[test]
-    fn starting_says_nothing_and_ended_ends() {
-        assert_eq!(event_for(&with_status(Phase::Starting, None), None), None);
-        assert!(matches!(
-            event_for(&with_status(Phase::Failed, None), None),
-            Some(RoomEvent::Ended { .. })
-        ));
+    fn a_room_with_no_invites_is_adopted_without_a_link() {
+        let tokens = RoomTokens::generate(Duration::from_secs(60)).unwrap();
+        let mut spec = mk_spec();
+        spec.invites.clear();
+        let mut room = room_object(&spec);
+        room.status = Some(RoomStatus {
+            phase: Phase::Ready,
+            endpoint: Some("10.0.0.1:8090".into()),
+            ..RoomStatus::default()
+        });
+        let entry = registry_room(&room, &tokens).expect("adopted");
+        assert!(entry.invites.is_empty());
+        let view = crate::routes::room_view("http://x", &entry, true);
+        assert_eq!(view.invite_url, None);
+        assert_eq!(view.invites.map(|v| v.len()), Some(0));
     }
 }

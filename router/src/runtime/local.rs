@@ -26,6 +26,19 @@ use crate::tokens::RoomTokens;
 /// How long a room gets to say goodbye and exit after `POST /close`.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// The only variables a room process inherits. A room parses untrusted input from
+/// the network: it must not hold the database URL or any other credential of its
+/// parent. Its settings come as flags; logging and the locale are all it needs.
+pub const ROOM_ENV_ALLOWLIST: &[&str] = &[
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+    "RENDEZVOUS_LOG_FORMAT",
+];
+
 struct Child {
     endpoint: String,
     kill: Option<oneshot::Sender<()>>,
@@ -59,12 +72,19 @@ impl LocalRuntime {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()
-                .expect("reqwest client"),
+                .unwrap_or_default(),
         }
     }
 
     async fn spawn(&self, spec: RoomSpec) -> anyhow::Result<Option<String>> {
-        let mut child = Command::new(&self.binary)
+        let mut cmd = Command::new(&self.binary);
+        cmd.env_clear();
+        for key in ROOM_ENV_ALLOWLIST {
+            if let Some(v) = std::env::var_os(key) {
+                cmd.env(key, v);
+            }
+        }
+        let mut child = cmd
             .arg("room")
             .args(["--room-id", &spec.id])
             .args(["--listen", "127.0.0.1:0"])
@@ -88,8 +108,9 @@ impl LocalRuntime {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("spawning {}", self.binary.display()))?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let lifeline = child.stdin.take().expect("stdin is piped");
+        let (Some(stdout), Some(lifeline)) = (child.stdout.take(), child.stdin.take()) else {
+            return Err(anyhow!("the room's stdin and stdout are not piped"));
+        };
         let mut lines = BufReader::new(stdout).lines();
         let first = tokio::time::timeout(self.start_timeout, lines.next_line()).await;
         let addr = match first {
@@ -113,14 +134,17 @@ impl LocalRuntime {
 
         let (kill_tx, kill_rx) = oneshot::channel();
         let (exited_tx, exited_rx) = watch::channel(false);
-        self.children.lock().expect("children lock").insert(
-            spec.id.clone(),
-            Child {
-                endpoint: addr.clone(),
-                kill: Some(kill_tx),
-                exited: exited_rx,
-            },
-        );
+        self.children
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(
+                spec.id.clone(),
+                Child {
+                    endpoint: addr.clone(),
+                    kill: Some(kill_tx),
+                    exited: exited_rx,
+                },
+            );
         let (events, children, id) = (self.events.clone(), self.children.clone(), spec.id);
         tokio::spawn(async move {
             let status = tokio::select! {
@@ -136,7 +160,10 @@ impl LocalRuntime {
                 Err(e) => format!("room server lost: {e}"),
             };
             drop(lifeline);
-            children.lock().expect("children lock").remove(&id);
+            children
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&id);
             let _ = exited_tx.send(true);
             tracing::info!(room = %id, %reason, "room ended");
             let _ = events.send(RoomEvent::Ended { id, reason }).await;
@@ -146,7 +173,10 @@ impl LocalRuntime {
 
     async fn stop_one(&self, id: &str) -> anyhow::Result<()> {
         let (endpoint, mut exited) = {
-            let children = self.children.lock().expect("children lock");
+            let children = self
+                .children
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let Some(c) = children.get(id) else {
                 return Ok(());
             };
@@ -170,7 +200,7 @@ impl LocalRuntime {
             let kill = self
                 .children
                 .lock()
-                .expect("children lock")
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .get_mut(id)
                 .and_then(|c| c.kill.take());
             if let Some(kill) = kill {
@@ -205,7 +235,7 @@ impl RoomRuntime for LocalRuntime {
             let ids: Vec<String> = self
                 .children
                 .lock()
-                .expect("children lock")
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .keys()
                 .cloned()
                 .collect();

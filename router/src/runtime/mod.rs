@@ -25,8 +25,8 @@ pub struct RoomSpec {
     pub max_participants: u32,
     pub idle_timeout: Duration,
     pub max_duration: Duration,
-    /// The room's invites at creation, for runtimes that keep them (see
-    /// [`RoomRuntime::save_invites`]).
+    /// The room's invites at creation, for runtimes that keep them (Kubernetes keeps
+    /// them on the Room object).
     pub invites: Vec<InviteRecord>,
 }
 
@@ -37,6 +37,11 @@ pub enum RoomEvent {
     Ready { id: String, endpoint: String },
     /// The room server is gone, for `reason`.
     Ended { id: String, reason: String },
+    /// The room as the cluster holds it now (Kubernetes): the registry takes it in
+    /// whole, whichever replica created it.
+    Seen(Box<crate::registry::Room>),
+    /// The room is being closed (by any replica): its invites admit nobody.
+    Closing { id: String },
 }
 
 /// Starts and stops room servers.
@@ -52,17 +57,10 @@ pub trait RoomRuntime: Send + Sync + 'static {
     /// End every room (router shutdown).
     fn stop_all(&self) -> BoxFuture<'_, ()>;
 
-    /// Keep room `id`'s live invites where a restarted router finds them. `rev` orders
-    /// snapshots: one older than a snapshot already kept is ignored, so concurrent
-    /// changes cannot land out of order. Default: nothing to keep (local rooms do not
-    /// outlive their router).
-    fn save_invites<'a>(
-        &'a self,
-        id: &'a str,
-        rev: u64,
-        invites: Vec<InviteRecord>,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
-        let _ = (id, rev, invites);
-        Box::pin(async { Ok(()) })
+    /// Whether rooms go on when this router stops (Kubernetes: they are Pods that
+    /// any replica serves). Decides how shutdown ends proxied sockets: 1012 "reconnect"
+    /// when the room lives on, the room's own goodbye when it closes with the router.
+    fn rooms_outlive_router(&self) -> bool {
+        false
     }
 }

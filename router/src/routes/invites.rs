@@ -1,0 +1,101 @@
+//! Invite links: create and revoke (creator only).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use axum::Router;
+use rendezvous_auth::now_unix;
+use rendezvous_service::Json;
+
+use super::{invite_view, AuthUser, BaseUrl};
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::Ctx;
+
+/// Most people one limited invite admits. Each is remembered on the room (so a
+/// person joining again spends no use), and a Room object's annotations are bounded.
+pub const MAX_USES: u32 = 100;
+/// Longest life of an invite link.
+pub const EXPIRES_IN_MAX: u64 = 30 * 24 * 3600;
+
+pub fn router() -> Router<Ctx> {
+    Router::new()
+        .route("/api/rooms/{id}/invites", post(create_invite))
+        .route("/api/rooms/{id}/invites/{invite}", delete(revoke_invite))
+}
+
+pub(super) fn new_invite(
+    ctx: &Ctx,
+    room_id: &str,
+    now: i64,
+    req: &CreateInviteRequest,
+) -> Result<Invite> {
+    if req.max_uses.is_some_and(|m| !(1..=MAX_USES).contains(&m)) {
+        return Err(Error::Validation(format!("maxUses: 1 to {MAX_USES}")));
+    }
+    if req.expires_in.is_some_and(|s| s == 0 || s > EXPIRES_IN_MAX) {
+        return Err(Error::Validation("expiresIn: 1 second to 30 days".into()));
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    Ok(Invite {
+        code: ctx.tokens.invite_code(room_id, &id),
+        id,
+        created_at: now,
+        expires_at: req.expires_in.map(|s| now + s as i64),
+        max_uses: req.max_uses,
+        uses: 0,
+        users: Vec::new(),
+        revoked: false,
+    })
+}
+
+/// `POST /api/rooms/{id}/invites`: another invite link (creator only).
+async fn create_invite(
+    State(ctx): State<Ctx>,
+    AuthUser(claims): AuthUser,
+    BaseUrl(base): BaseUrl,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<InviteView>)> {
+    // The body is optional: no body means an unlimited invite.
+    let req: CreateInviteRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateInviteRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => Error::Validation(e.to_string()),
+            _ => Error::BadRequest {
+                code: "invalid_json",
+                message: e.to_string(),
+            },
+        })?
+    };
+    ctx.reg().owned(&id, &claims.sub)?;
+    let invite = new_invite(&ctx, &id, now_unix(), &req)?;
+    let max = ctx.cfg.invites_per_room;
+    let invite = ctx
+        .update_invites(&id, |room| {
+            if room.creator != claims.sub {
+                return Err(Error::NotCreator);
+            }
+            Ok((room.add_invite(invite.clone(), max)?, true))
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(invite_view(&base, &invite))))
+}
+
+/// `DELETE /api/rooms/{id}/invites/{invite}`: revoke an invite (creator only).
+async fn revoke_invite(
+    State(ctx): State<Ctx>,
+    AuthUser(claims): AuthUser,
+    Path((id, invite)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    ctx.reg().owned(&id, &claims.sub)?;
+    ctx.update_invites(&id, |room| {
+        if room.creator != claims.sub {
+            return Err(Error::NotCreator);
+        }
+        Ok(((), room.revoke_invite(&invite)?))
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,113 @@
+//! `POST /api/join/{code}`: an invite link turned into a room token.
+//!
+//! A use of a limited invite is counted once per person: joining again (a
+//! double-click, a reconnect with an expired room token) spends nothing. A
+//! participant whose room token runs out asks `POST /api/rooms/{id}/token` instead.
+
+use axum::extract::{Path, State};
+use axum::routing::post;
+use axum::Router;
+use rendezvous_api::{AccessClaims, Grants};
+use rendezvous_auth::now_unix;
+use rendezvous_service::Json;
+
+use super::{room_view, ws_url, AuthUser, BaseUrl};
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::Ctx;
+
+pub fn router() -> Router<Ctx> {
+    Router::new().route("/api/join/{code}", post(join))
+}
+
+#[tracing::instrument(skip_all, fields(user = %claims.sub))]
+async fn join(
+    State(ctx): State<Ctx>,
+    AuthUser(claims): AuthUser,
+    BaseUrl(base): BaseUrl,
+    Path(code): Path<String>,
+) -> Result<Json<JoinResponse>> {
+    let res = join_inner(&ctx, &claims, &base, &code).await;
+    let result = match &res {
+        Ok(_) => "ok",
+        Err(e) => e.code(),
+    };
+    ctx.metrics.joins.with_label_values(&[result]).inc();
+    res.map(Json)
+}
+
+async fn join_inner(
+    ctx: &Ctx,
+    claims: &AccessClaims,
+    base: &str,
+    code: &str,
+) -> Result<JoinResponse> {
+    let (id, endpoint) = {
+        let reg = ctx.reg();
+        let room = reg.check_invite(code, &claims.sub, now_unix())?;
+        let endpoint = room.endpoint.clone().ok_or(Error::RoomNotReady)?;
+        (room.id.clone(), endpoint)
+    };
+    check_room_admits(ctx, &endpoint).await?;
+    let room = ctx
+        .update_invites(&id, |room| {
+            let spent = room.redeem(code, &claims.sub, now_unix())?;
+            Ok((room.clone(), spent))
+        })
+        .await
+        .map_err(|e| match e {
+            // The room went away between the check and the count.
+            Error::RoomEnded | Error::RoomNotFound => Error::InviteRoomClosed,
+            e => e,
+        })?;
+    let creator = room.creator == claims.sub;
+    let mut grants = if creator {
+        Grants::creator()
+    } else {
+        Grants::participant()
+    };
+    if room.kind == RoomKind::Chat {
+        grants.publish = false;
+        grants.subscribe = false;
+    }
+    let token = ctx
+        .tokens
+        .mint(&room.id, &claims.sub, &claims.name, grants)?;
+    Ok(JoinResponse {
+        ws_url: ws_url(base, &room.id),
+        expires_in: ctx.tokens.ttl().as_secs(),
+        token,
+        room: room_view(base, &room, creator),
+    })
+}
+
+/// Ask the room whether it takes one more participant, so that a locked or full room
+/// is a clear error here rather than a refused WebSocket later. A room that does not
+/// answer is not refused here: the room server enforces its own limits at admission.
+async fn check_room_admits(ctx: &Ctx, endpoint: &str) -> Result<()> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Status {
+        participants: u32,
+        max_participants: u32,
+        locked: bool,
+    }
+    let Ok(res) = ctx
+        .http
+        .get(format!("http://{endpoint}/status"))
+        .send()
+        .await
+    else {
+        return Ok(());
+    };
+    let Ok(s) = res.json::<Status>().await else {
+        return Ok(());
+    };
+    if s.locked {
+        return Err(Error::RoomLocked);
+    }
+    if s.participants >= s.max_participants {
+        return Err(Error::RoomFull);
+    }
+    Ok(())
+}

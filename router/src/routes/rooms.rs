@@ -1,0 +1,282 @@
+//! Rooms: create, list, get, close, and a fresh room token for a participant.
+//!
+//! Start and stop run in tasks the room owns, not in the request: a client that
+//! goes away mid-request cancels neither, a close during a start is carried out when
+//! the start returns, and a second close of a closing room is a no-op (204).
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use rendezvous_auth::now_unix;
+use rendezvous_service::Json;
+
+use super::{room_view, ws_url, AuthUser, BaseUrl};
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::registry::Room;
+use crate::runtime::RoomSpec;
+use crate::Ctx;
+
+pub const TITLE_MAX: usize = 100;
+pub const PARTICIPANTS_MAX: u32 = 1000;
+/// Bounds of creator-chosen durations, in seconds: long enough to join, short enough
+/// that a forgotten room does not live for weeks.
+pub const IDLE_TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 1..=24 * 3600;
+pub const MAX_DURATION_RANGE: std::ops::RangeInclusive<u64> = 10..=7 * 24 * 3600;
+
+pub fn router() -> Router<Ctx> {
+    Router::new()
+        .route("/api/rooms", post(create_room).get(list_rooms))
+        .route("/api/rooms/{id}", get(get_room).delete(close_room))
+        .route("/api/rooms/{id}/token", post(refresh_token))
+}
+
+fn validated_spec(
+    ctx: &Ctx,
+    id: String,
+    creator: String,
+    req: &CreateRoomRequest,
+) -> Result<RoomSpec> {
+    let title = req.title.trim();
+    if title.is_empty() || title.chars().count() > TITLE_MAX || title.chars().any(char::is_control)
+    {
+        return Err(Error::Validation(format!(
+            "title: 1 to {TITLE_MAX} characters, no control characters"
+        )));
+    }
+    let max_participants = req
+        .max_participants
+        .unwrap_or(ctx.cfg.default_max_participants);
+    if !(2..=PARTICIPANTS_MAX).contains(&max_participants) {
+        return Err(Error::Validation(format!(
+            "maxParticipants: 2 to {PARTICIPANTS_MAX}"
+        )));
+    }
+    let idle = req
+        .idle_timeout
+        .unwrap_or(ctx.cfg.default_idle_timeout.as_secs());
+    if !IDLE_TIMEOUT_RANGE.contains(&idle) {
+        return Err(Error::Validation("idleTimeout: 1 to 86400 seconds".into()));
+    }
+    let max = req
+        .max_duration
+        .unwrap_or(ctx.cfg.default_max_duration.as_secs());
+    if !MAX_DURATION_RANGE.contains(&max) {
+        return Err(Error::Validation(
+            "maxDuration: 10 seconds to 7 days".into(),
+        ));
+    }
+    Ok(RoomSpec {
+        id,
+        kind: req.kind,
+        title: title.to_owned(),
+        creator,
+        max_participants,
+        idle_timeout: Duration::from_secs(idle),
+        max_duration: Duration::from_secs(max),
+        invites: Vec::new(),
+    })
+}
+
+/// `POST /api/rooms`: start a room; the response holds its first invite link.
+#[tracing::instrument(skip_all, fields(user = %claims.sub))]
+async fn create_room(
+    State(ctx): State<Ctx>,
+    AuthUser(claims): AuthUser,
+    BaseUrl(base): BaseUrl,
+    Json(req): Json<CreateRoomRequest>,
+) -> Result<(StatusCode, Json<RoomView>)> {
+    let now = now_unix();
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let mut spec = validated_spec(&ctx, id.clone(), claims.sub.clone(), &req)?;
+    let first = super::invites::new_invite(&ctx, &id, now, &CreateInviteRequest::default())?;
+    spec.invites = vec![first.record()];
+    let room = Room {
+        id: id.clone(),
+        kind: spec.kind,
+        title: spec.title.clone(),
+        creator: claims.sub.clone(),
+        created_at: now,
+        state: RoomState::Starting,
+        endpoint: None,
+        max_participants: spec.max_participants,
+        idle_timeout_secs: spec.idle_timeout.as_secs(),
+        max_duration_secs: spec.max_duration.as_secs(),
+        invites: vec![first],
+        revision: None,
+        launching: true,
+    };
+    ctx.reg()
+        .insert(room, ctx.cfg.rooms_per_user, ctx.cfg.max_rooms)?;
+    ctx.metrics.rooms_created.inc();
+    ctx.sync_live_gauge();
+    // The start belongs to the room, not to this request: if the client goes away,
+    // the task still finishes (ready, or cleaned up).
+    let task = ctx.tasks.spawn(launch(ctx.clone(), spec));
+    task.await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("room start task: {e}")))??;
+    tracing::info!(room = %id, "room created");
+    let reg = ctx.reg();
+    Ok((
+        StatusCode::CREATED,
+        Json(room_view(&base, reg.get(&id)?, true)),
+    ))
+}
+
+/// Start a room server for `spec` and settle the registry with the outcome.
+async fn launch(ctx: Ctx, spec: RoomSpec) -> Result<()> {
+    let started = Instant::now();
+    let id = spec.id.clone();
+    let outcome = ctx.runtime.start(spec).await;
+    let closed_meanwhile = {
+        let mut reg = ctx.reg();
+        if let Ok(Some(endpoint)) = &outcome {
+            reg.set_ready(&id, endpoint.clone());
+        }
+        reg.launched(&id).unwrap_or(true)
+    };
+    match outcome {
+        Err(e) => {
+            ctx.reg().remove(&id);
+            ctx.metrics
+                .rooms_closed
+                .with_label_values(&["start_failed"])
+                .inc();
+            ctx.sync_live_gauge();
+            Err(Error::RoomStartFailed(e))
+        }
+        Ok(_) if closed_meanwhile => {
+            tracing::info!(room = %id, "room closed while it started");
+            finish_close(&ctx, &id).await?;
+            Err(Error::RoomEnded)
+        }
+        Ok(endpoint) => {
+            if endpoint.is_some() {
+                ctx.metrics
+                    .room_start
+                    .observe(started.elapsed().as_secs_f64());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Stop room `id`'s server and forget the room.
+async fn finish_close(ctx: &Ctx, id: &str) -> Result<()> {
+    ctx.runtime.stop(id).await.map_err(Error::Internal)?;
+    if ctx.reg().remove(id).is_some() {
+        ctx.metrics
+            .rooms_closed
+            .with_label_values(&["closed"])
+            .inc();
+    }
+    ctx.sync_live_gauge();
+    Ok(())
+}
+
+/// `GET /api/rooms`: the caller's live rooms.
+async fn list_rooms(
+    State(ctx): State<Ctx>,
+    AuthUser(claims): AuthUser,
+    BaseUrl(base): BaseUrl,
+) -> Json<Vec<RoomView>> {
+    let reg = ctx.reg();
+    Json(
+        reg.rooms_of(&claims.sub)
+            .into_iter()
+            .map(|r| room_view(&base, r, true))
+            .collect(),
+    )
+}
+
+/// `GET /api/rooms/{id}`: one of the caller's rooms.
+async fn get_room(
+    State(ctx): State<Ctx>,
+    AuthUser(claims): AuthUser,
+    BaseUrl(base): BaseUrl,
+    Path(id): Path<String>,
+) -> Result<Json<RoomView>> {
+    let reg = ctx.reg();
+    Ok(Json(room_view(&base, reg.owned(&id, &claims.sub)?, true)))
+}
+
+/// `DELETE /api/rooms/{id}`: close the room for everyone (creator only).
+#[tracing::instrument(skip_all, fields(user = %claims.sub, room = %id))]
+async fn close_room(
+    State(ctx): State<Ctx>,
+    AuthUser(claims): AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let (before, launching) = {
+        let mut reg = ctx.reg();
+        let room = reg.owned(&id, &claims.sub)?;
+        let launching = room.launching;
+        // From here on the invites admit nobody, even while the room says goodbye.
+        (reg.set_closing(&id), launching)
+    };
+    match before {
+        // Closing already, or gone meanwhile: the first close finishes the job.
+        Some(RoomState::Closing) | Some(RoomState::Ended) | None => {
+            return Ok(StatusCode::NO_CONTENT)
+        }
+        // The start task sees the close when the start returns and carries it out.
+        Some(_) if launching => return Ok(StatusCode::NO_CONTENT),
+        Some(_) => {}
+    }
+    let task = ctx.tasks.spawn({
+        let (ctx, id) = (ctx.clone(), id.clone());
+        async move { finish_close(&ctx, &id).await }
+    });
+    let res = task
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("room stop task: {e}")))?;
+    if let Err(e) = res {
+        // Let a later close try again.
+        if let Some(state) = before {
+            ctx.reg().reopen(&id, state);
+        }
+        return Err(e);
+    }
+    tracing::info!("room closed by its creator");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/rooms/{id}/token`: a fresh room token for someone already admitted,
+/// who shows a room token of this room (expired or not) and the same user's access
+/// token. Spends no invite use.
+async fn refresh_token(
+    State(ctx): State<Ctx>,
+    AuthUser(claims): AuthUser,
+    BaseUrl(base): BaseUrl,
+    Path(id): Path<String>,
+    Json(req): Json<RoomTokenRequest>,
+) -> Result<Json<RoomTokenResponse>> {
+    let old = ctx
+        .tokens
+        .verify_for_refresh(&req.room_token)
+        .map_err(|_| Error::InvalidRoomToken)?;
+    if old.room != id || old.sub != claims.sub {
+        return Err(Error::InvalidRoomToken);
+    }
+    {
+        let reg = ctx.reg();
+        let room = reg.get(&id)?;
+        if room.state != RoomState::Ready {
+            return Err(match room.state {
+                RoomState::Starting => Error::RoomNotReady,
+                _ => Error::RoomEnded,
+            });
+        }
+    }
+    let token = ctx
+        .tokens
+        .mint(&id, &claims.sub, &claims.name, old.grants)?;
+    Ok(Json(RoomTokenResponse {
+        token,
+        expires_in: ctx.tokens.ttl().as_secs(),
+        ws_url: ws_url(&base, &id),
+    }))
+}
