@@ -14,7 +14,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{self, Message};
 
-use crate::protocol::{ClientMessage, Envelope, ServerEvent, Welcome, PROTOCOL_VERSION};
+use crate::protocol::{
+    ClientMessage, Envelope, ServerEvent, Welcome, BEARER_PROTOCOL_PREFIX, PROTOCOL_VERSION,
+    SUBPROTOCOL,
+};
 
 /// Events buffered between the socket and the caller by default. Large enough to
 /// ride out a burst in a busy room; small enough that a stuck caller pushes back.
@@ -55,8 +58,8 @@ pub struct ConnectOptions {
     pub url: String,
     /// The room token.
     pub token: String,
-    /// Pass the token as `?token=` (as browsers must) instead of `Authorization`.
-    pub token_in_query: bool,
+    /// How the token travels; by default as a subprotocol, out of URLs and logs.
+    pub token_via: TokenVia,
     /// The last `seq` seen on a previous connection, to resume.
     pub resume_from: Option<u64>,
     /// Capacity of the event channel.
@@ -67,6 +70,19 @@ pub struct ConnectOptions {
     /// queueing it (load generators: no copy, no channel, no extra task wake).
     /// Only the final [`Incoming::Closed`] is still queued.
     pub observer: Option<FrameObserver>,
+}
+
+/// Where the room token goes in the WebSocket handshake.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TokenVia {
+    /// `Sec-WebSocket-Protocol: rendezvous.v1, bearer.<token>`; the server must
+    /// select `rendezvous.v1` (what browsers do too).
+    #[default]
+    Subprotocol,
+    /// `Authorization: Bearer <token>` (older clients, non-browser tools).
+    Header,
+    /// `?token=<token>` (older browser clients; ends up in access logs).
+    Query,
 }
 
 /// A callback that sees each text frame as it arrives.
@@ -84,7 +100,7 @@ impl ConnectOptions {
         Self {
             url: url.into(),
             token: token.into(),
-            token_in_query: false,
+            token_via: TokenVia::default(),
             resume_from: None,
             event_buffer: DEFAULT_EVENT_BUFFER,
             parse: true,
@@ -106,27 +122,44 @@ pub struct RoomClient {
 }
 
 impl RoomClient {
-    /// Connect with the token in an `Authorization: Bearer` header.
+    /// Connect with the token offered as a `bearer.<token>` subprotocol.
     pub async fn connect(url: &str, token: &str) -> Result<Self> {
         Self::connect_with(ConnectOptions::new(url, token)).await
     }
 
-    /// Connect with options (query token, resume, raw frames).
+    /// Connect with options (token transport, resume, raw frames).
     pub async fn connect_with(opts: ConnectOptions) -> Result<Self> {
-        let url = if opts.token_in_query {
+        let url = if opts.token_via == TokenVia::Query {
             let sep = if opts.url.contains('?') { '&' } else { '?' };
             format!("{}{sep}token={}", opts.url, opts.token)
         } else {
             opts.url.clone()
         };
         let mut request = url.into_client_request()?;
-        if !opts.token_in_query {
-            let value = format!("Bearer {}", opts.token)
+        let header = match opts.token_via {
+            TokenVia::Subprotocol => Some((
+                "sec-websocket-protocol",
+                format!("{SUBPROTOCOL}, {BEARER_PROTOCOL_PREFIX}{}", opts.token),
+            )),
+            TokenVia::Header => Some(("authorization", format!("Bearer {}", opts.token))),
+            TokenVia::Query => None,
+        };
+        if let Some((name, value)) = header {
+            let value = value
                 .parse()
                 .map_err(|_| ClientError::Protocol("token is not a valid header".into()))?;
-            request.headers_mut().insert("authorization", value);
+            request.headers_mut().insert(name, value);
         }
-        let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
+        let (mut ws, response) = tokio_tungstenite::connect_async(request).await?;
+        // tungstenite checks the selection was among our offers; make sure it is
+        // the protocol, not the token.
+        if opts.token_via == TokenVia::Subprotocol {
+            let selected = response.headers().get("sec-websocket-protocol");
+            if selected.and_then(|v| v.to_str().ok()) != Some(SUBPROTOCOL) {
+                let msg = format!("the server selected {selected:?}, not {SUBPROTOCOL}");
+                return Err(ClientError::Protocol(msg));
+            }
+        }
         let hello = ClientMessage::Hello {
             protocol_version: PROTOCOL_VERSION,
             resume_from: opts.resume_from,

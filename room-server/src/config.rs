@@ -89,6 +89,28 @@ pub struct Args {
     #[arg(long, env = "RENDEZVOUS_ROOM_RATE_LIMIT_WINDOW", default_value = "10s", value_parser = parse_duration)]
     pub rate_limit_window: Duration,
 
+    /// Joins (every `hello`, reconnects included) one user may make per
+    /// `--rate-limit-joins-window`; more are refused with close code 4029. The
+    /// bucket belongs to the user id and survives leaving. Default 10.
+    #[arg(long, env = "RENDEZVOUS_ROOM_RATE_LIMIT_JOINS", default_value_t = 10)]
+    pub rate_limit_joins: u32,
+
+    /// The window in which the join bucket refills completely. Default 1m.
+    #[arg(long, env = "RENDEZVOUS_ROOM_RATE_LIMIT_JOINS_WINDOW", default_value = "1m", value_parser = parse_duration)]
+    pub rate_limit_joins_window: Duration,
+
+    /// The server sends every joined connection a WebSocket Ping this often, so
+    /// proxies with an idle timeout (often 60 s) see traffic in a quiet room.
+    /// Default 20s.
+    #[arg(long, env = "RENDEZVOUS_ROOM_PING_INTERVAL", default_value = "20s", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+
+    /// A connection from which nothing (no pong, no frame) has arrived for
+    /// `--ping-interval` plus this long counts as dropped (close code 4014): its
+    /// reconnect grace period starts, as for a lost connection. Default 20s.
+    #[arg(long, env = "RENDEZVOUS_ROOM_PONG_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub pong_timeout: Duration,
+
     /// Largest accepted frame; larger ones get a `frame_too_large` error. Frames
     /// over four times this close the connection (1009). Default 16384.
     #[arg(long, env = "RENDEZVOUS_ROOM_MAX_FRAME_BYTES", default_value_t = 16 * 1024)]
@@ -151,6 +173,8 @@ impl Args {
             replay_bytes: self.replay_bytes,
             rate_limit_messages: self.rate_limit_messages.max(1),
             rate_limit_window: self.rate_limit_window,
+            join_rate_limit: self.rate_limit_joins.max(1),
+            join_rate_window: self.rate_limit_joins_window,
             max_frame_bytes: self.max_frame_bytes,
             max_text_chars: self.max_text_chars,
             reconnect_grace: self.reconnect_grace,
@@ -179,6 +203,10 @@ mod tests {
         assert_eq!(args.idle_timeout, Duration::from_secs(300));
         assert_eq!(args.max_duration, Duration::from_secs(86_400));
         assert_eq!(args.rate_limit_messages, 10);
+        assert_eq!(args.rate_limit_joins, 10);
+        assert_eq!(args.rate_limit_joins_window, Duration::from_secs(60));
+        assert_eq!(args.ping_interval, Duration::from_secs(20));
+        assert_eq!(args.pong_timeout, Duration::from_secs(20));
         assert_eq!(args.token_issuer, "rendezvous-router");
         assert_eq!(args.token_audience, "rendezvous-room");
     }

@@ -33,6 +33,8 @@ enum ReadEnd {
     Dropped,
     /// A frame over the hard transport limit.
     TooBig,
+    /// Nothing arrived (not even a pong) within the heartbeat's silence bound.
+    Silent,
 }
 
 /// Close a socket that was refused admission.
@@ -55,7 +57,7 @@ fn close_message(code: u16, reason: &'static str) -> Message {
 /// Serve one admitted socket until it closes.
 pub(crate) async fn serve(socket: WebSocket, state: AppState, identity: Identity) {
     let (sink, mut stream) = socket.split();
-    let resume_from = match await_hello(&mut stream, state.hello_timeout()).await {
+    let resume_from = match await_hello(&mut stream, &state).await {
         Ok(resume_from) => resume_from,
         Err(Some((code, reason))) => return refuse(reunite(sink, stream), code, reason).await,
         Err(None) => return,
@@ -67,13 +69,19 @@ pub(crate) async fn serve(socket: WebSocket, state: AppState, identity: Identity
         .await;
 }
 
-/// Wait for a valid `hello`; `Err(None)` when the client went away first.
+/// Wait for a valid `hello`; `Err(None)` when the client went away first. A room
+/// that ends meanwhile closes the socket with `room_closed`, as for everyone else.
 async fn await_hello(
     stream: &mut SplitStream<WebSocket>,
-    timeout: Duration,
+    state: &AppState,
 ) -> Result<Option<u64>, Option<(u16, &'static str)>> {
     let hello_required = Some((close_code::HELLO_REQUIRED, "hello_required"));
-    match tokio::time::timeout(timeout, stream.next()).await {
+    let mut over = state.over();
+    let first = tokio::select! {
+        first = tokio::time::timeout(state.hello_timeout(), stream.next()) => first,
+        _ = over.wait_for(|over| *over) => return Err(Some((close_code::NORMAL, "room_closed"))),
+    };
+    match first {
         Ok(Some(Ok(Message::Text(text)))) => match parse_client_message(&text) {
             Ok(ClientMessage::Hello {
                 protocol_version,
@@ -129,10 +137,16 @@ async fn run_joined(
     let clean = match end {
         ReadEnd::Clean => true,
         ReadEnd::Dropped => false,
-        ReadEnd::TooBig => {
+        ReadEnd::TooBig | ReadEnd::Silent => {
+            let (code, reason) = match end {
+                ReadEnd::TooBig => (close_code::TOO_BIG, "frame_too_large"),
+                _ => (close_code::HEARTBEAT_TIMEOUT, "heartbeat_timeout"),
+            };
+            // Not drained: the peer is not reading anyway. The wait is bounded
+            // because a dead peer's full TCP window can stall the writer.
             let cmd = CloseCmd {
-                code: close_code::TOO_BIG,
-                reason: "frame_too_large",
+                code,
+                reason,
                 drain: false,
             };
             let _ = close_tx.try_send(cmd);
@@ -152,7 +166,28 @@ fn reunite(sink: SplitSink<WebSocket, Message>, stream: SplitStream<WebSocket>) 
 async fn read_loop(stream: &mut SplitStream<WebSocket>, conn: ConnId, state: &AppState) -> ReadEnd {
     let metrics = state.metrics();
     let max = state.max_frame_bytes();
-    while let Some(msg) = stream.next().await {
+    let silence = state.heartbeat().silence;
+    // One timer, moved only when it fires: cheaper than re-arming it per frame.
+    let mut last_heard = Instant::now();
+    let deadline = tokio::time::sleep(silence);
+    tokio::pin!(deadline);
+    loop {
+        let msg = tokio::select! {
+            biased;
+            msg = stream.next() => msg,
+            () = &mut deadline => {
+                let quiet_until = last_heard + silence;
+                if Instant::now() >= quiet_until {
+                    tracing::debug!(?silence, "peer silent; treating it as dropped");
+                    return ReadEnd::Silent;
+                }
+                deadline.as_mut().reset(quiet_until.into());
+                continue;
+            }
+        };
+        let Some(msg) = msg else { break };
+        // Any frame proves the peer alive: pongs, but also chat in a busy room.
+        last_heard = Instant::now();
         let msg = match msg {
             Ok(msg) => msg,
             Err(err) => {
@@ -172,22 +207,7 @@ async fn read_loop(stream: &mut SplitStream<WebSocket>, conn: ConnId, state: &Ap
             Message::Text(text) => {
                 metrics.messages_in.inc();
                 metrics.bytes_in.inc_by(text.len() as u64);
-                if text.len() > max {
-                    Input::Rejected {
-                        conn,
-                        code: ErrorCode::FrameTooLarge,
-                        message: format!("frame of {} bytes; the limit is {max}", text.len()),
-                    }
-                } else {
-                    match parse_client_message(&text) {
-                        Ok(msg) => Input::Message { conn, msg },
-                        Err(e) => Input::Rejected {
-                            conn,
-                            code: e.code,
-                            message: e.message,
-                        },
-                    }
-                }
+                text_input(conn, &text, max)
             }
             Message::Binary(bytes) => {
                 metrics.messages_in.inc();
@@ -216,6 +236,29 @@ async fn read_loop(stream: &mut SplitStream<WebSocket>, conn: ConnId, state: &Ap
     ReadEnd::Dropped
 }
 
+/// What one text frame means to the room: a parsed message, or a refusal the
+/// core answers with an `error`. Pure, so the core's property tests use it too.
+pub(crate) fn text_input(conn: ConnId, text: &str, max_frame_bytes: usize) -> Input {
+    if text.len() > max_frame_bytes {
+        return Input::Rejected {
+            conn,
+            code: ErrorCode::FrameTooLarge,
+            message: format!(
+                "frame of {} bytes; the limit is {max_frame_bytes}",
+                text.len()
+            ),
+        };
+    }
+    match parse_client_message(text) {
+        Ok(msg) => Input::Message { conn, msg },
+        Err(e) => Input::Rejected {
+            conn,
+            code: e.code,
+            message: e.message,
+        },
+    }
+}
+
 /// Write queued frames in batches until told to close or the room lets go.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
@@ -225,6 +268,10 @@ async fn write_loop(
 ) {
     let metrics = state.metrics();
     let mut batch: Vec<Instant> = Vec::with_capacity(WRITE_BATCH);
+    let every = state.heartbeat().ping_interval;
+    let mut ping = tokio::time::interval_at((Instant::now() + every).into(), every);
+    // After a stall, one ping is enough; a burst of catch-up pings is not.
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             biased;
@@ -241,6 +288,13 @@ async fn write_loop(
                 }
                 let _ = sink.send(close_message(cmd.code, cmd.reason)).await;
                 return;
+            }
+            _ = ping.tick() => {
+                // Pings keep proxies' idle timers from cutting a quiet room and
+                // make a dead peer show up as silence on the reading side.
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
             }
             out = outbox.recv() => {
                 let Some(mut out) = out else {

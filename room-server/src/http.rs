@@ -4,7 +4,8 @@
 //! Admission verifies the room token before the upgrade but reports a refusal
 //! *after* it, as a 4xxx close code, because browsers cannot read the HTTP status
 //! of a failed WebSocket handshake. A request that is not a WebSocket upgrade at
-//! all gets a JSON error body.
+//! all gets a JSON error body. The token comes as a `bearer.<JWT>` subprotocol
+//! (preferred: not in URLs or logs), an `Authorization: Bearer` header or `?token=`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use tokio::sync::mpsc;
 use crate::actor::ActorInput;
 use crate::core::{ConnId, Identity, Input};
 use crate::metrics::Metrics;
-use crate::protocol::{close_code, CloseReason};
+use crate::protocol::{close_code, CloseReason, BEARER_PROTOCOL_PREFIX, SUBPROTOCOL};
 
 /// Per-socket read buffer: a few typical frames.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
@@ -44,8 +45,12 @@ pub(crate) struct Shared {
     pub metrics: Metrics,
     pub next_conn: AtomicU64,
     pub ready: AtomicBool,
+    /// Becomes true when the room has ended, so connections that have not joined
+    /// yet (still before `hello`) are told `room_closed` too.
+    pub over: tokio::sync::watch::Sender<bool>,
     pub hello_timeout: Duration,
     pub outbox_frames: usize,
+    pub heartbeat: Heartbeat,
     pub max_frame_bytes: usize,
     pub occupancy: Arc<Occupancy>,
     /// Held by every connection task (through the state); the server waits until
@@ -74,11 +79,40 @@ impl AppState {
     pub fn outbox_frames(&self) -> usize {
         self.inner.outbox_frames.max(1)
     }
+    pub fn heartbeat(&self) -> Heartbeat {
+        self.inner.heartbeat
+    }
     pub fn max_frame_bytes(&self) -> usize {
         self.inner.max_frame_bytes
     }
-    pub fn set_ready(&self, ready: bool) {
-        self.inner.ready.store(ready, Ordering::Relaxed);
+    /// The room has ended: not ready, and every connection still before `hello`
+    /// gets `room_closed`.
+    pub fn set_over(&self) {
+        self.inner.ready.store(false, Ordering::Relaxed);
+        self.inner.over.send_replace(true);
+    }
+    pub fn over(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.inner.over.subscribe()
+    }
+}
+
+/// How joined connections are kept alive and found dead.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Heartbeat {
+    /// Between the server's pings.
+    pub ping_interval: Duration,
+    /// Silence (nothing at all received) after which a peer counts as dropped.
+    pub silence: Duration,
+}
+
+impl Heartbeat {
+    pub fn new(ping_interval: Duration, pong_timeout: Duration) -> Self {
+        // A zero period would be a busy loop (and panics in tokio's interval).
+        let ping_interval = ping_interval.max(Duration::from_millis(1));
+        Self {
+            ping_interval,
+            silence: ping_interval + pong_timeout,
+        }
     }
 }
 
@@ -169,6 +203,14 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The room token offered as a `bearer.<JWT>` subprotocol, if any.
+fn subprotocol_token(upgrade: &WebSocketUpgrade) -> Option<String> {
+    upgrade.requested_protocols().find_map(|p| {
+        let token = p.to_str().ok()?.strip_prefix(BEARER_PROTOCOL_PREFIX)?;
+        Some(token.to_owned())
+    })
+}
+
 /// Verify a room token for this room.
 async fn admit(state: &AppState, token: Option<&str>) -> Result<RoomClaims, Refusal> {
     let Some(token) = token.filter(|t| !t.is_empty()) else {
@@ -228,7 +270,12 @@ async fn ws(
             return (rejection.status(), Json(body)).into_response();
         }
     };
-    let token = query.token.as_deref().or_else(|| bearer(&headers));
+    // The subprotocol first (browsers, our client), then the older ways in.
+    let offered = subprotocol_token(&upgrade);
+    let token = offered
+        .as_deref()
+        .or_else(|| bearer(&headers))
+        .or(query.token.as_deref());
     let admission = admit(&state, token).await.and_then(|claims| {
         let g = claims.grants;
         if g.chat || g.subscribe || g.moderate {
@@ -249,6 +296,9 @@ async fn ws(
     // Frames beyond four times the protocol limit are not worth reading at all.
     let hard_limit = state.max_frame_bytes().saturating_mul(4).max(1024);
     upgrade
+        // Selected whenever offered, refusals included: a browser whose offer
+        // goes unanswered fails the handshake and never sees the close code.
+        .protocols([SUBPROTOCOL])
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
         // tungstenite's 128 KiB defaults cost ~250 KiB per idle socket; chat frames

@@ -14,6 +14,16 @@ use serde::{Deserialize, Serialize};
 /// The protocol version this server speaks; sent in `hello` and `welcome`.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The WebSocket subprotocol of this protocol version. A client that offers it
+/// (`Sec-WebSocket-Protocol: rendezvous.v1, bearer.<room token>`) gets it selected
+/// in the handshake response; the server never selects (or echoes) the token.
+pub const SUBPROTOCOL: &str = "rendezvous.v1";
+
+/// Prefix of the subprotocol entry carrying the room token: browsers cannot set
+/// `Authorization` on a WebSocket, and a `?token=` ends up in logs. JWTs are made
+/// of characters valid in an HTTP token, so the JWT goes after the dot as is.
+pub const BEARER_PROTOCOL_PREFIX: &str = "bearer.";
+
 /// Message types reserved for WebRTC signalling (the SFU issue); today they are
 /// answered with a `not_implemented` error.
 pub const RESERVED_TYPES: &[&str] = &["offer", "answer", "ice_candidate", "track"];
@@ -308,6 +318,12 @@ pub mod close_code {
     pub const SLOW_CONSUMER: u16 = 4012;
     /// The same participant connected again elsewhere.
     pub const REPLACED: u16 = 4013;
+    /// Nothing (not even a pong) arrived within the heartbeat bound; the
+    /// reconnect grace period started. Usually never seen: the peer is gone.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4014;
+    /// Too many joins (every `hello`, reconnects included) by this user; retry
+    /// after `window / limit` (default 6 s). Mirrors HTTP 429.
+    pub const JOIN_RATE_LIMITED: u16 = 4029;
 }
 
 /// Why a frame could not be parsed into a [`ClientMessage`].

@@ -6,7 +6,8 @@ use rendezvous_api::Grants;
 
 use crate::protocol::{
     close_code, ChatMessage, ClientMessage, CloseReason, Envelope, ErrorCode, LeaveReason, Limits,
-    Participant, Reaction, Receipt, ServerEvent, Welcome, PROTOCOL_VERSION,
+    Participant, Reaction, Receipt, ServerEvent, Welcome, BEARER_PROTOCOL_PREFIX, PROTOCOL_VERSION,
+    SUBPROTOCOL,
 };
 
 /// Markers around the generated part of `docs/protocol.md`.
@@ -154,6 +155,16 @@ const CLOSE_CODES: &[(u16, &str, &str)] = &[
         close_code::REPLACED,
         "replaced",
         "you connected again elsewhere",
+    ),
+    (
+        close_code::HEARTBEAT_TIMEOUT,
+        "heartbeat_timeout",
+        "nothing (not even a pong) arrived for `--ping-interval` + `--pong-timeout` (default 40 s); your grace period started: reconnect and resume",
+    ),
+    (
+        close_code::JOIN_RATE_LIMITED,
+        "join_rate_limited",
+        "too many joins by your user id (every `hello`, reconnects included; default 10 per minute); wait `window / limit` (default 6 s) and retry",
     ),
 ];
 
@@ -310,7 +321,12 @@ fn type_of(value: &impl serde::Serialize) -> String {
 
 /// The generated part of `docs/protocol.md`, markers included.
 pub fn render() -> String {
-    let mut out = format!("{BEGIN}\n\n## Client → server messages\n\n");
+    let mut out = format!(
+        "{BEGIN}\n\n## Handshake\n\n| header | value |\n|---|---|\n\
+         | `Sec-WebSocket-Protocol` (request) | `{SUBPROTOCOL}, {BEARER_PROTOCOL_PREFIX}<room token>` |\n\
+         | `Sec-WebSocket-Protocol` (response) | `{SUBPROTOCOL}` |\n\n\
+         ## Client → server messages\n\n"
+    );
     for msg in client_examples() {
         let kind = type_of(&msg);
         out += &format!(

@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use crate::actor::{self, ACTOR_QUEUE};
 use crate::core::Room;
-use crate::http::{app, AppState, Occupancy, Shared};
+use crate::http::{app, AppState, Heartbeat, Occupancy, Shared};
 use crate::metrics::Metrics;
 use crate::protocol::CloseReason;
 use crate::{Args, Error, Result};
@@ -90,8 +90,10 @@ impl Server {
             metrics: metrics.clone(),
             next_conn: AtomicU64::new(1),
             ready: AtomicBool::new(true),
+            over: tokio::sync::watch::Sender::new(false),
             hello_timeout: args.hello_timeout,
             outbox_frames: args.outbox_frames,
+            heartbeat: Heartbeat::new(args.ping_interval, args.pong_timeout),
             max_frame_bytes: args.max_frame_bytes,
             occupancy: occupancy.clone(),
             _alive: alive_tx,
@@ -122,7 +124,7 @@ impl Server {
                 return Err(err);
             }
         };
-        state.set_ready(false);
+        state.set_over();
         let _ = stop_tx.send(());
         drop(state);
         match tokio::time::timeout(DRAIN_TIMEOUT, server).await {

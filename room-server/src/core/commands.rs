@@ -47,9 +47,9 @@ impl Room {
                 | ClientMessage::React { .. }
         );
         let bucket = if chat_like {
-            &mut member.chat_bucket
+            &mut member.standing.chat
         } else {
-            &mut member.other_bucket
+            &mut member.standing.other
         };
         if !bucket.try_take(now) {
             let text = format!("rate limit exceeded; `{}` was dropped", msg.kind());
@@ -74,7 +74,7 @@ impl Room {
                 | ClientMessage::React { .. }
                 | ClientMessage::Typing { typing: true }
         );
-        if member.muted && silenced {
+        if member.standing.muted && silenced {
             return Err((ErrorCode::Muted, "a moderator muted you".into()));
         }
         Ok(())
@@ -324,7 +324,7 @@ impl Room {
             let text = format!("no participant `{target}`");
             return self.error(now, conn, ErrorCode::NotFound, text, None);
         };
-        member.muted = muted;
+        member.standing.muted = muted;
         if muted {
             self.stop_typing(now, &target);
         }

@@ -3,11 +3,13 @@
 
 use std::time::Instant;
 
-use super::{ConnId, Identity, Member, Output, Room, TokenBucket};
+use super::{ConnId, Identity, Member, Output, Room, Standing};
 use crate::protocol::{
     close_code, CloseReason, LeaveReason, Limits, Participant, Receipt, ServerEvent, Welcome,
     PROTOCOL_VERSION,
 };
+
+const JOIN_RATE_LIMITED: (u16, &str) = (close_code::JOIN_RATE_LIMITED, "join_rate_limited");
 
 impl Room {
     pub(super) fn join(
@@ -18,10 +20,13 @@ impl Room {
         resume_from: Option<u64>,
     ) {
         let known = self.members.contains_key(&who.id);
-        if !known {
-            if let Err((code, reason)) = self.admit_new(now, &who) {
-                return self.close(conn, code, reason);
-            }
+        let admitted = if known {
+            self.admit_returning(now, &who.id)
+        } else {
+            self.admit_new(now, &who)
+        };
+        if let Err((code, reason)) = admitted {
+            return self.close(conn, code, reason);
         }
         let member = self.members.get_mut(&who.id).expect("admitted above");
         if let Some(old) = member.conn.take() {
@@ -55,28 +60,51 @@ impl Room {
         self.broadcast(now, event);
     }
 
-    /// Admit someone new (ban, lock and cap permitting) as a member without a connection.
+    /// A member (connected or within their grace) connecting again: only the join
+    /// rate limit applies, checked before the old connection is replaced.
+    fn admit_returning(&mut self, now: Instant, id: &str) -> Result<(), (u16, &'static str)> {
+        let member = self.members.get_mut(id).expect("known member");
+        if member.standing.joins.try_take(now) {
+            Ok(())
+        } else {
+            Err(JOIN_RATE_LIMITED)
+        }
+    }
+
+    /// Admit someone new (ban, join rate, lock and cap permitting) as a member
+    /// without a connection, with the standing they left with if remembered.
     fn admit_new(&mut self, now: Instant, who: &Identity) -> Result<(), (u16, &'static str)> {
         if self.banned.contains(&who.id) {
             return Err((close_code::BANNED, "banned"));
-        } else if self.locked {
+        }
+        // A refused attempt spends a token too: hammering does not pay.
+        let remembered = self.departed.get_mut(&who.id);
+        if remembered.is_some_and(|s| !s.joins.try_take(now)) {
+            return Err(JOIN_RATE_LIMITED);
+        }
+        if self.locked {
             return Err((close_code::ROOM_LOCKED, "room_locked"));
         } else if self.members.len() >= self.cfg.max_participants {
             return Err((close_code::ROOM_FULL, "room_full"));
         }
+        let standing = match self.departed.take(&who.id) {
+            Some(standing) => standing,
+            None => {
+                let mut fresh = Standing::fresh(self.rates(), now);
+                fresh.joins.try_take(now);
+                fresh
+            }
+        };
         self.joins += 1;
-        let (limit, window) = (self.cfg.rate_limit_messages, self.cfg.rate_limit_window);
         let member = Member {
             name: who.name.clone(),
             grants: who.grants,
             order: self.joins,
-            muted: false,
+            standing,
             conn: None,
             grace_until: None,
             typing_until: None,
             read_up_to: 0,
-            chat_bucket: TokenBucket::new(limit, window, now),
-            other_bucket: TokenBucket::new(limit.saturating_mul(5), window, now),
         };
         self.members.insert(who.id.clone(), member);
         Ok(())
@@ -137,7 +165,7 @@ impl Room {
 
     /// Remove a member for good and tell everyone.
     pub(super) fn leave(&mut self, now: Instant, id: &str, reason: LeaveReason) {
-        if let Some(member) = self.members.remove(id) {
+        if let Some(member) = self.forget(id) {
             if let Some(conn) = member.conn {
                 self.conns.remove(&conn);
                 if self.conns.is_empty() {
@@ -180,7 +208,7 @@ impl Room {
             id: id.to_owned(),
             name: m.name.clone(),
             moderator: m.grants.moderate,
-            muted: m.muted,
+            muted: m.standing.muted,
             connected: m.conn.is_some(),
         })
     }

@@ -7,12 +7,15 @@
 //!
 //! Membership: a participant is keyed by the token's `sub`. They stay a member
 //! while connected and for `reconnect_grace` after a drop; a reconnect within it
-//! keeps their identity and can resume from a sequence number.
+//! keeps their identity and can resume from a sequence number. Their standing
+//! (mute, rate limits) is kept by user id for the room's life, so leaving and
+//! joining again resets neither (see [`standing`]).
 
 mod backlog;
 mod bucket;
 mod commands;
 mod membership;
+mod standing;
 #[cfg(test)]
 mod tests;
 
@@ -24,6 +27,8 @@ use rendezvous_api::Grants;
 use crate::protocol::{close_code, CloseReason, Envelope, ErrorCode, LeaveReason, ServerEvent};
 pub use backlog::{Backlog, ReplayLog};
 pub use bucket::TokenBucket;
+pub use standing::MAX_DEPARTED;
+use standing::{Departed, Rates, Standing};
 
 /// Banned (kicked) identities remembered per room. A room holds at most a few
 /// hundred people; this bound only stops a token-minting abuser from growing it.
@@ -42,6 +47,9 @@ pub struct RoomConfig {
     pub replay_bytes: usize,
     pub rate_limit_messages: u32,
     pub rate_limit_window: Duration,
+    /// Joins (every `hello`, reconnects included) per user per `join_rate_window`.
+    pub join_rate_limit: u32,
+    pub join_rate_window: Duration,
     pub max_frame_bytes: usize,
     pub max_text_chars: usize,
     pub reconnect_grace: Duration,
@@ -109,13 +117,11 @@ struct Member {
     grants: Grants,
     /// Join order, so participant lists are stable.
     order: u64,
-    muted: bool,
+    standing: Standing,
     conn: Option<ConnId>,
     grace_until: Option<Instant>,
     typing_until: Option<Instant>,
     read_up_to: u64,
-    chat_bucket: TokenBucket,
-    other_bucket: TokenBucket,
 }
 
 /// The state of one room.
@@ -129,6 +135,7 @@ pub struct Room {
     members: HashMap<String, Member>,
     conns: HashMap<ConnId, String>,
     banned: HashSet<String>,
+    departed: Departed,
     locked: bool,
     backlog: Backlog,
     replay: ReplayLog,
@@ -152,6 +159,7 @@ impl Room {
             members: HashMap::new(),
             conns: HashMap::new(),
             banned: HashSet::new(),
+            departed: Departed::new(MAX_DEPARTED),
             locked: false,
             idle_since: Some(now),
             ended: None,
@@ -203,11 +211,7 @@ impl Room {
                 conn,
                 code,
                 message,
-            } => {
-                if self.conns.contains_key(&conn) && self.take_other_token(now, conn) {
-                    self.error(now, conn, code, message, None);
-                }
-            }
+            } => self.rejected(now, conn, code, message),
             Input::Disconnected { conn, clean } => self.disconnected(now, conn, clean),
             Input::Close { reason } => self.end(now, reason),
         }
@@ -266,7 +270,7 @@ impl Room {
             );
         }
         for id in expired {
-            self.members.remove(&id);
+            self.forget(&id);
             self.broadcast(
                 now,
                 ServerEvent::Left {
@@ -337,12 +341,48 @@ impl Room {
         self.send(now, conn, event);
     }
 
+    /// Remove a member, keeping their standing for a later return.
+    fn forget(&mut self, id: &str) -> Option<Member> {
+        let member = self.members.remove(id)?;
+        self.departed
+            .remember(id.to_owned(), member.standing.clone());
+        Some(member)
+    }
+
+    fn rates(&self) -> Rates {
+        Rates {
+            messages: self.cfg.rate_limit_messages,
+            window: self.cfg.rate_limit_window,
+            joins: self.cfg.join_rate_limit,
+            joins_window: self.cfg.join_rate_window,
+        }
+    }
+
+    /// Every refused frame gets exactly one `error`, like a refused command: the
+    /// rate limit comes first, so a flood of garbage is told `rate_limited`. The
+    /// answers go to the sender's own bounded outbox, so a flooder that does not
+    /// read them is cut off as a slow consumer rather than amplified.
+    fn rejected(&mut self, now: Instant, conn: ConnId, code: ErrorCode, message: String) {
+        if !self.conns.contains_key(&conn) {
+            return;
+        }
+        if self.take_other_token(now, conn) {
+            self.error(now, conn, code, message, None);
+        } else {
+            let text = format!(
+                "rate limit exceeded; a `{}` frame was dropped",
+                code.as_str()
+            );
+            self.error(now, conn, ErrorCode::RateLimited, text, None);
+        }
+    }
+
     fn take_other_token(&mut self, now: Instant, conn: ConnId) -> bool {
         let Some(id) = self.conns.get(&conn) else {
             return false;
         };
         self.members
             .get_mut(id)
-            .is_some_and(|m| m.other_bucket.try_take(now))
+            .is_some_and(|m| m.standing.other.try_take(now))
     }
 }

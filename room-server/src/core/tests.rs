@@ -19,6 +19,8 @@ fn mk_config() -> RoomConfig {
         replay_bytes: 100_000,
         rate_limit_messages: 10,
         rate_limit_window: Duration::from_secs(10),
+        join_rate_limit: 4,
+        join_rate_window: Duration::from_secs(40),
         max_frame_bytes: 4096,
         max_text_chars: 100,
         reconnect_grace: Duration::from_secs(30),
@@ -41,9 +43,13 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
+        Self::with(mk_config())
+    }
+
+    fn with(cfg: RoomConfig) -> Self {
         let now = Instant::now();
         Self {
-            room: Room::new(mk_config(), now, 1_000_000),
+            room: Room::new(cfg, now, 1_000_000),
             now,
         }
     }
@@ -240,40 +246,118 @@ fn resume_replays_only_what_was_missed() {
     ));
 }
 
-mod prop {
-    use proptest::prelude::*;
+fn leave(h: &mut Harness, conn: u64) {
+    h.input(Input::Disconnected {
+        conn: ConnId(conn),
+        clean: true,
+    });
+}
 
-    use super::*;
-    use crate::protocol::parse_client_message;
+fn closed_with(outputs: &[Output], conn: u64) -> Option<u16> {
+    outputs.iter().find_map(|o| match o {
+        Output::Close { conn: c, code, .. } if *c == ConnId(conn) => Some(*code),
+        _ => None,
+    })
+}
 
-    proptest! {
-        /// Any frame from any participant, parsed or not, leaves the room serving:
-        /// no panic, and a valid message afterwards is still delivered.
-        #[test]
-        fn arbitrary_frames_never_break_the_core(frames in proptest::collection::vec(
-            prop_oneof![
-                ".{0,40}",
-                r#"\{"type":"(send|edit|delete|react|typing|read|kick|mute|lock|hello|leave)"(,"[a-zA-Z]{1,12}":("[^"]{0,8}"|[0-9]{1,20}|true|null))*\}"#,
-            ],
-            1..40,
-        )) {
-            let mut h = Harness::new();
-            h.join(1, "fuzzer", Grants::participant());
-            h.join(2, "watcher", Grants::participant());
-            for frame in frames {
-                let input = match parse_client_message(&frame) {
-                    Ok(ClientMessage::Leave {}) => continue,
-                    Ok(msg) => Input::Message { conn: ConnId(1), msg },
-                    Err(e) => Input::Rejected { conn: ConnId(1), code: e.code, message: e.message },
-                };
-                h.input(input);
-                h.now += Duration::from_millis(5);
-            }
-            h.now += Duration::from_secs(20);
-            let out = h.msg(2, send("still here"));
-            let delivered = events(&out).iter().any(|e| matches!(e, ServerEvent::Message { .. }));
-            prop_assert!(delivered, "the watcher's message was not delivered");
-            prop_assert!(h.room.ended().is_none());
-        }
+fn error_code(outputs: &[Output]) -> Option<ErrorCode> {
+    events(outputs).into_iter().find_map(|e| match e {
+        ServerEvent::Error { code, .. } => Some(code),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_muted_participant_is_still_muted_after_leaving_and_rejoining() {
+    let mut h = Harness::new();
+    h.join(1, "mod", Grants::creator());
+    h.join(2, "a", Grants::participant());
+    let mute = ClientMessage::Mute {
+        participant_id: "a".into(),
+        muted: true,
+    };
+    h.msg(1, mute);
+    leave(&mut h, 2);
+    let out = h.join(3, "a", Grants::participant());
+    let ServerEvent::Welcome(w) = &events(&out)[0] else {
+        panic!("no welcome: {out:?}");
+    };
+    assert!(w.participants.iter().any(|p| p.id == "a" && p.muted));
+    assert_eq!(
+        error_code(&h.msg(3, send("free again?"))),
+        Some(ErrorCode::Muted)
+    );
+
+    // The same after a dropped connection whose grace period ran out.
+    h.input(Input::Disconnected {
+        conn: ConnId(3),
+        clean: false,
+    });
+    h.advance(Duration::from_secs(30));
+    assert_eq!(h.room.seated(), 1);
+    h.now += Duration::from_secs(60);
+    h.join(4, "a", Grants::participant());
+    assert_eq!(error_code(&h.msg(4, send("now?"))), Some(ErrorCode::Muted));
+}
+
+#[test]
+fn an_exhausted_chat_bucket_survives_a_rejoin() {
+    let mut h = Harness::new();
+    h.join(1, "a", Grants::participant());
+    for i in 0..10 {
+        assert_eq!(error_code(&h.msg(1, send(&format!("m{i}")))), None);
+    }
+    leave(&mut h, 1);
+    h.join(2, "a", Grants::participant());
+    let out = h.msg(2, send("fresh bucket?"));
+    assert_eq!(error_code(&out), Some(ErrorCode::RateLimited));
+    // It still refills at the configured rate (one per second here).
+    h.now += Duration::from_secs(1);
+    assert_eq!(error_code(&h.msg(2, send("one more"))), None);
+}
+
+#[test]
+fn rapid_join_leave_cycles_are_refused_after_the_burst() {
+    let mut h = Harness::new();
+    h.join(1, "watcher", Grants::participant());
+    // The burst is 4 joins per 40 s (one every 10 s).
+    for conn in 10..14 {
+        let out = h.join(conn, "a", Grants::participant());
+        assert_eq!(closed_with(&out, conn), None, "join {conn} refused");
+        leave(&mut h, conn);
+    }
+    let out = h.join(14, "a", Grants::participant());
+    assert_eq!(closed_with(&out, 14), Some(close_code::JOIN_RATE_LIMITED));
+    assert!(events(&out).is_empty(), "a refused join broadcasts nothing");
+    h.now += Duration::from_secs(10);
+    let out = h.join(15, "a", Grants::participant());
+    assert_eq!(closed_with(&out, 15), None);
+
+    // Reconnects count too, and a refused one leaves the live connection alone.
+    let out = h.join(16, "a", Grants::participant());
+    assert_eq!(closed_with(&out, 16), Some(close_code::JOIN_RATE_LIMITED));
+    assert_eq!(closed_with(&out, 15), None);
+    assert_eq!(error_code(&h.msg(15, send("still on 15"))), None);
+}
+
+#[test]
+fn every_rejected_frame_gets_one_error_even_when_rate_limited() {
+    let mut h = Harness::new();
+    h.join(1, "a", Grants::participant());
+    for i in 0..60 {
+        let out = h.input(Input::Rejected {
+            conn: ConnId(1),
+            code: ErrorCode::Malformed,
+            message: "bad".into(),
+        });
+        let want = if i < 50 {
+            ErrorCode::Malformed
+        } else {
+            ErrorCode::RateLimited
+        };
+        assert_eq!(error_code(&out), Some(want), "frame {i}");
+        assert_eq!(events(&out).len(), 1);
     }
 }
+
+mod prop;

@@ -2,7 +2,7 @@
 
 use rendezvous_api::Grants;
 use rendezvous_auth::{now_unix, SigningKey};
-use rendezvous_room::client::{ClientError, ConnectOptions, RoomClient};
+use rendezvous_room::client::{ClientError, ConnectOptions, RoomClient, TokenVia};
 use rendezvous_room::protocol::close_code;
 
 use crate::common::*;
@@ -83,7 +83,7 @@ async fn refuses_bad_tokens_with_distinct_close_codes() {
 async fn token_in_query_string_is_accepted() {
     let room = TestRoom::start().await;
     let mut opts = ConnectOptions::new(room.url(), room.token("a"));
-    opts.token_in_query = true;
+    opts.token_via = TokenVia::Query;
     let client = within(RoomClient::connect_with(opts))
         .await
         .expect("admitted");
@@ -204,4 +204,87 @@ async fn keys_can_come_from_a_jwks_url() {
     .await;
     let a = room.join("a").await;
     assert_eq!(a.welcome().you, "a");
+}
+
+/// Open a raw WebSocket offering `protocols`; returns the selected subprotocol and
+/// the first close code after `hello` (or `None` when a `welcome` came instead).
+async fn handshake_with_protocols(
+    room: &TestRoom,
+    protocols: &str,
+) -> (Option<String>, Option<u16>) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+    let mut req = room.url().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("sec-websocket-protocol", protocols.parse().unwrap());
+    let (mut ws, response) = within(tokio_tungstenite::connect_async(req))
+        .await
+        .expect("handshake");
+    let selected = response
+        .headers()
+        .get("sec-websocket-protocol")
+        .map(|v| v.to_str().unwrap().to_owned());
+    ws.send(Message::text(r#"{"type":"hello","protocolVersion":1}"#))
+        .await
+        .unwrap();
+    let closed = within(async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) if t.contains(r#""type":"welcome""#) => return None,
+                Some(Ok(Message::Close(Some(f)))) => return Some(u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                other => panic!("{other:?}"),
+            }
+        }
+    })
+    .await;
+    (selected, closed)
+}
+
+#[tokio::test]
+async fn joining_with_the_token_as_a_subprotocol_selects_rendezvous_v1() {
+    let room = TestRoom::start().await;
+    let token = room.token("a");
+    let offer = format!("rendezvous.v1, bearer.{token}");
+    let (selected, closed) = handshake_with_protocols(&room, &offer).await;
+    assert_eq!(
+        selected.as_deref(),
+        Some("rendezvous.v1"),
+        "never the token"
+    );
+    assert_eq!(closed, None, "admitted");
+    // RoomClient does the same by default.
+    let opts = ConnectOptions::new(room.url(), room.token("b"));
+    assert_eq!(opts.token_via, TokenVia::Subprotocol);
+    let b = within(RoomClient::connect_with(opts))
+        .await
+        .expect("admitted");
+    assert_eq!(b.welcome().you, "b");
+    // And the older header still works.
+    let mut opts = ConnectOptions::new(room.url(), room.token("c"));
+    opts.token_via = TokenVia::Header;
+    within(RoomClient::connect_with(opts))
+        .await
+        .expect("admitted");
+}
+
+#[tokio::test]
+async fn a_bad_subprotocol_token_is_refused_like_a_bad_query_token() {
+    let room = TestRoom::start().await;
+    let forged = format!("{}x", room.token("a"));
+    // Selected even when refusing, or a browser could not read the close code.
+    let (selected, closed) =
+        handshake_with_protocols(&room, &format!("rendezvous.v1, bearer.{forged}")).await;
+    assert_eq!(selected.as_deref(), Some("rendezvous.v1"));
+    let mut opts = ConnectOptions::new(room.url(), forged);
+    opts.token_via = TokenVia::Query;
+    let (by_query, reason) = refused(within(RoomClient::connect_with(opts)).await);
+    assert_eq!(
+        (by_query, reason.as_str()),
+        (close_code::INVALID_TOKEN, "invalid_token")
+    );
+    assert_eq!(closed, Some(by_query));
+    let (code, _) = refused(room.try_join("not.a.jwt".into()).await);
+    assert_eq!(code, close_code::INVALID_TOKEN);
 }

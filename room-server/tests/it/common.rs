@@ -163,3 +163,32 @@ pub async fn expect_message(client: &mut RoomClient, text: &str) -> u64 {
     .await;
     env.seq
 }
+
+pub type RawSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A bare tungstenite client, joined (hello sent, welcome read) and then left to
+/// the test: one that stops polling it also stops answering pings.
+pub async fn raw_join(room: &TestRoom, sub: &str) -> RawSocket {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+    let url = format!("{}?token={}", room.url(), room.token(sub));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.into_client_request().unwrap())
+        .await
+        .expect("connect");
+    ws.send(Message::text(r#"{"type":"hello","protocolVersion":1}"#))
+        .await
+        .unwrap();
+    within(async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) if t.contains(r#""type":"welcome""#) => return,
+                Some(Ok(_)) => continue,
+                other => panic!("no welcome: {other:?}"),
+            }
+        }
+    })
+    .await;
+    ws
+}

@@ -129,3 +129,42 @@ async fn post_close_needs_a_moderator_token_for_this_room() {
     ));
     assert_eq!(room.ended().await, CloseReason::Closed);
 }
+
+#[tokio::test]
+async fn post_close_sends_every_client_a_close_frame_even_before_hello() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let mut room = TestRoom::start_with(|a| a.hello_timeout = Duration::from_secs(60)).await;
+    let mut a = room.join("a").await;
+    let mut b = room.join("b").await;
+    // Upgraded and admitted, but its `hello` has not come yet.
+    let url = format!("{}?token={}", room.url(), room.token("c"));
+    let (mut early, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let res = reqwest::Client::new()
+        .post(room.http("/close"))
+        .bearer_auth(room.mod_token("m"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    for c in [&mut a, &mut b] {
+        let (code, reason) = expect_close(c).await;
+        assert_eq!((code, reason.as_str()), (close_code::NORMAL, "room_closed"));
+    }
+    let frame = within(async {
+        loop {
+            match early.next().await {
+                Some(Ok(Message::Close(Some(f)))) => return f,
+                Some(Ok(_)) => continue,
+                other => panic!("no close frame: {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        (u16::from(frame.code), frame.reason.as_str()),
+        (close_code::NORMAL, "room_closed")
+    );
+    assert_eq!(room.ended().await, CloseReason::Closed);
+}

@@ -137,3 +137,39 @@ async fn a_slow_consumer_is_cut_off_while_others_keep_receiving() {
     expect_message(&mut fast, "after").await;
     assert!(delivered > 0);
 }
+
+#[tokio::test]
+async fn an_exhausted_chat_rate_limit_survives_a_rejoin() {
+    let room = TestRoom::start_with(|a| a.rate_limit_window = Duration::from_secs(600)).await;
+    let mut a = room.join("a").await;
+    for n in 0..10 {
+        a.say(format!("m{n}")).await.unwrap();
+    }
+    expect_message(&mut a, "m9").await;
+    a.close().await;
+    let mut a = room.join("a").await;
+    a.say("a fresh bucket?").await.unwrap();
+    assert_eq!(expect_error(&mut a).await, ErrorCode::RateLimited);
+}
+
+#[tokio::test]
+async fn rapid_join_leave_cycles_are_refused_after_the_burst() {
+    let room = TestRoom::start_with(|a| {
+        a.rate_limit_joins = 3;
+        a.rate_limit_joins_window = Duration::from_secs(600);
+    })
+    .await;
+    for _ in 0..3 {
+        room.join("a").await.close().await;
+    }
+    let (code, reason) = match room.try_join(room.token("a")).await {
+        Err(rendezvous_room::client::ClientError::Refused { code, reason }) => (code, reason),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (code, reason.as_str()),
+        (close_code::JOIN_RATE_LIMITED, "join_rate_limited")
+    );
+    // Someone else is not affected.
+    room.join("b").await;
+}

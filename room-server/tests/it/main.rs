@@ -4,6 +4,7 @@ mod admission;
 mod chat;
 mod common;
 mod fuzz;
+mod heartbeat;
 mod join;
 mod lifecycle;
 mod limits;

@@ -140,3 +140,38 @@ async fn end_room_closes_everyone_and_the_server_returns() {
     assert_eq!(code, close_code::NORMAL);
     assert_eq!(room.ended().await, CloseReason::Ended);
 }
+
+#[tokio::test]
+async fn a_muted_participant_is_still_muted_after_rejoining() {
+    let room = TestRoom::start().await;
+    let m = room.join_mod("mod").await;
+    let mut a = room.join("a").await;
+    m.send(&ClientMessage::Mute {
+        participant_id: "a".into(),
+        muted: true,
+    })
+    .await
+    .unwrap();
+    expect_event(&mut a, |e| {
+        matches!(e, ServerEvent::Muted { muted: true, .. })
+    })
+    .await;
+    a.close().await;
+    let mut a = room.join("a").await;
+    let me = a
+        .welcome()
+        .participants
+        .iter()
+        .find(|p| p.id == "a")
+        .unwrap();
+    assert!(me.muted, "the welcome shows the mute");
+    a.say("fresh start?").await.unwrap();
+    let env = expect_event(&mut a, |e| matches!(e, ServerEvent::Error { .. })).await;
+    assert!(matches!(
+        env.event,
+        ServerEvent::Error {
+            code: ErrorCode::Muted,
+            ..
+        }
+    ));
+}
