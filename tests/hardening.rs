@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{alive, closed_with, code_of, create_room, join, wait_until, Up, WAIT};
-use rendezvous_room::client::{ConnectOptions, Incoming, RoomClient};
+use rendezvous_room::client::{ConnectOptions, Incoming, RoomClient, TokenVia};
 use rendezvous_room::protocol::ServerEvent;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -201,7 +201,7 @@ async fn no_token_or_invite_code_reaches_the_logs() {
     let room_token = j["token"].as_str().unwrap().to_owned();
     // The old way, token in the query, through the router's proxy.
     let mut opts = ConnectOptions::new(j["wsUrl"].as_str().unwrap(), &room_token);
-    opts.token_in_query = true;
+    opts.token_via = TokenVia::Query;
     let c = RoomClient::connect_with(opts).await.expect("query token");
     c.say("hello").await.unwrap();
     c.close().await;

@@ -1,6 +1,6 @@
 //! Generates the reference half of `docs/protocol.md` from the protocol types, so
-//! the document cannot drift: a test compares the file with [`render`] and
-//! `UPDATE_PROTOCOL_DOC=1 cargo test -p rendezvous-room` rewrites it.
+//! the document cannot drift: a test compares the file with [`render`] (it only
+//! reads), and `scripts/regen` (`rendezvous gen`) rewrites it.
 
 use rendezvous_api::Grants;
 
@@ -12,7 +12,7 @@ use crate::protocol::{
 
 /// Markers around the generated part of `docs/protocol.md`.
 pub const BEGIN: &str =
-    "<!-- BEGIN GENERATED: do not edit; UPDATE_PROTOCOL_DOC=1 cargo test -p rendezvous-room -->";
+    "<!-- BEGIN GENERATED: do not edit; scripts/regen rewrites it -->";
 pub const END: &str = "<!-- END GENERATED -->";
 
 /// What each client message is for (an exhaustive match: a new variant needs a line).
@@ -379,13 +379,9 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/protocol.md");
         let doc = std::fs::read_to_string(path).expect("docs/protocol.md exists");
         let fresh = splice(&doc).expect("docs/protocol.md has the generated markers");
-        if std::env::var_os("UPDATE_PROTOCOL_DOC").is_some() {
-            std::fs::write(path, &fresh).expect("write docs/protocol.md");
-            return;
-        }
         assert!(
             doc == fresh,
-            "docs/protocol.md is stale: run UPDATE_PROTOCOL_DOC=1 cargo test -p rendezvous-room"
+            "docs/protocol.md is stale: run scripts/regen from the workspace root"
         );
     }
 
