@@ -63,9 +63,7 @@ impl Cli {
     /// Start the runtime and run the chosen command until it ends or a signal arrives.
     pub fn run(self) -> anyhow::Result<()> {
         if let Command::Crdgen { out } = &self.command {
-            std::fs::create_dir_all(out)?;
-            let path = out.join("rooms.rendezvous.dev.yaml");
-            std::fs::write(&path, rendezvous_crds::crd_yaml())?;
+            let path = rendezvous_crds::write_crd(out)?;
             println!("{}", path.display());
             return Ok(());
         }

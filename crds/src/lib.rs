@@ -8,6 +8,8 @@
 //! refused at `kubectl apply`, not discovered by the operator.
 #![forbid(unsafe_code)]
 
+pub mod limits;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, CustomResourceExt as _};
 use schemars::JsonSchema;
@@ -71,21 +73,28 @@ pub struct RoomSpec {
     /// chat, video or both. Immutable.
     #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "kind is immutable"}]))]
     pub kind: RoomKind,
-    /// What people see in the room's header.
-    #[schemars(length(min = 1, max = 200))]
+    /// What people see in the room's header: 1 to 100 characters, no control
+    /// characters (`limits::TITLE_MAX_CHARS`, `limits::TITLE_PATTERN`).
+    #[schemars(length(min = 1, max = limits::TITLE_MAX_CHARS))]
+    #[schemars(regex(pattern = limits::TITLE_PATTERN))]
     pub title: String,
     /// User id of whoever opened the room. Immutable.
     #[schemars(length(min = 1, max = 128))]
     #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "creator is immutable"}]))]
     pub creator: String,
-    /// Participants at once (1..=1000).
-    #[schemars(range(min = 1, max = 1000))]
+    /// People in the room at once: 2 to 1000, default 50 (`limits::MAX_PARTICIPANTS`).
+    #[serde(default = "limits::default_max_participants")]
+    #[schemars(range(min = limits::MAX_PARTICIPANTS_MIN, max = limits::MAX_PARTICIPANTS_MAX))]
     pub max_participants: u32,
-    /// Seconds with nobody inside before the room ends (10 s .. 1 day).
-    #[schemars(range(min = 10, max = 86400))]
+    /// Seconds with nobody inside before the room ends: 1 s to 1 day, default 5 min
+    /// (`limits::IDLE_TIMEOUT_SECS`).
+    #[serde(default = "limits::default_idle_timeout")]
+    #[schemars(range(min = limits::IDLE_TIMEOUT_MIN, max = limits::IDLE_TIMEOUT_MAX))]
     pub idle_timeout: u32,
-    /// Seconds the room may live at most (60 s .. 7 days).
-    #[schemars(range(min = 60, max = 604800))]
+    /// Seconds the room may live at most: 10 s to 7 days, default 8 h
+    /// (`limits::MAX_DURATION_SECS`).
+    #[serde(default = "limits::default_max_duration")]
+    #[schemars(range(min = limits::MAX_DURATION_MIN, max = limits::MAX_DURATION_MAX))]
     pub max_duration: u32,
 }
 
@@ -168,6 +177,21 @@ pub fn crd_yaml() -> String {
 /// Where the committed CRD lives, relative to the workspace root.
 pub const CRD_FILE: &str = "crds/rooms.rendezvous.dev.yaml";
 
+/// Write [`crd_yaml`] as `rooms.rendezvous.dev.yaml` into `dir` (created if missing);
+/// the path written. The one writer of the committed file (`rendezvous crdgen` and the
+/// `crdgen` binary of this crate); the freshness test only reads it.
+pub fn write_crd(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join("rooms.rendezvous.dev.yaml");
+    std::fs::write(&path, crd_yaml())?;
+    Ok(path)
+}
+
+/// Whether the file at `path` is exactly what [`crd_yaml`] generates. Only reads.
+pub fn is_fresh(path: &std::path::Path) -> std::io::Result<bool> {
+    Ok(std::fs::read_to_string(path)? == crd_yaml())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,22 +222,35 @@ mod tests {
         assert!(yaml.contains("- chat"));
     }
 
-    /// The committed YAML must be what the types generate; `UPDATE_CRDS=1` rewrites it.
+    /// The committed YAML must be what the types generate. This test only compares:
+    /// regenerating is `cargo run -p rendezvous-crds --bin crdgen` (or
+    /// `rendezvous crdgen`), so no setting can make a stale file pass.
     #[test]
     fn committed_crd_is_fresh() {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("..")
             .join(CRD_FILE);
-        let want = crd_yaml();
-        if std::env::var_os("UPDATE_CRDS").is_some() {
-            std::fs::write(&path, &want).expect("write CRD");
-            return;
-        }
-        let have = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
-            have == want,
-            "{} is stale: run `UPDATE_CRDS=1 cargo test -p rendezvous-crds` (or `rendezvous crdgen`)",
+            is_fresh(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+            "{} is stale: run `cargo run -p rendezvous-crds --bin crdgen` \
+             (or `rendezvous crdgen`) from the workspace root",
             path.display()
         );
+    }
+
+    /// The old check rewrote the file and passed whenever `UPDATE_CRDS` was set, so a
+    /// stale file could never fail a run that had it set. Now nothing reads it.
+    #[test]
+    fn freshness_check_never_writes_even_with_update_crds_set() {
+        let dir = std::env::temp_dir().join(format!("crds-fresh-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("rooms.rendezvous.dev.yaml");
+        std::fs::write(&path, "stale: true\n").unwrap();
+        // Edition 2021: `set_var` is safe; no other test reads this variable.
+        std::env::set_var("UPDATE_CRDS", "1");
+        assert!(!is_fresh(&path).unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "stale: true\n");
+        assert!(is_fresh(&write_crd(&dir).unwrap()).unwrap());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -275,7 +275,7 @@ async fn main() {
     let base = baseline(&client, n).await;
 
     let ns = common::namespace(&client, "bench-rooms").await;
-    let op = common::Operator::spawn(&client, common::args(&ns, "bench", &[]));
+    let op = common::Operator::spawn(&client, common::args(&ns, "bench", &[])).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     // The baseline phase's allocations stay in this process's heap: the operator's
     // share is the growth from here.

@@ -354,15 +354,19 @@ async fn cleanup(room: &Room, ctx: &Context) -> Result<Action> {
     Ok(Action::await_change())
 }
 
-/// Run the controller until `shutdown` resolves. `namespace`: `None` watches all.
+/// Run the controller until `stop` turns true. `namespace`: `None` watches all.
+///
+/// The occupancy poller runs inside this future, not as a detached task: when the
+/// future is dropped (leadership lost) the poller stops with the controller, and if
+/// either ends while `stop` is false that is [`Error::TaskEnded`].
 pub async fn run_controller(
     client: Client,
     settings: Settings,
     metrics: Metrics,
     namespace: Option<String>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+    stop: tokio::sync::watch::Receiver<bool>,
     store_out: tokio::sync::watch::Sender<Option<Store<Room>>>,
-) {
+) -> Result<()> {
     let (rooms, pods): (Api<Room>, Api<Pod>) = match &namespace {
         Some(ns) => (
             Api::namespaced(client.clone(), ns),
@@ -391,28 +395,39 @@ pub async fn run_controller(
         occupancy: Arc::default(),
     });
     // Rooms whose participant count changed are reconciled again, so the count lands
-    // in status through the one writer of status.
+    // in status through the one writer of status. 256: a round's changes of a busy
+    // operator; when full the poller waits, which only slows the next round.
     let (changed_tx, changed_rx) = tokio::sync::mpsc::channel(256);
     let changed = futures::stream::unfold(changed_rx, |mut rx| async move {
         rx.recv().await.map(|room| (room, rx))
     });
+    let mut ctl_stop = stop.clone();
     let controller = Controller::new(rooms, watcher::Config::default().any_semantic())
         .owns_stream(pod_events)
         .reconcile_on(changed)
         .with_config(config)
-        .graceful_shutdown_on(shutdown);
+        .graceful_shutdown_on(async move {
+            let _ = ctl_stop.wait_for(|s| *s).await;
+        });
     let _ = store_out.send(Some(controller.store()));
-    let poller = tokio::spawn(occupancy::poll(
+    let poller = occupancy::poll(
         controller.store(),
         ctx.occupancy.clone(),
         occupancy_interval,
         changed_tx,
-    ));
-    controller
+    );
+    let running = controller
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
-    poller.abort();
+        .for_each(|_| futures::future::ready(()));
+    let ended = tokio::select! {
+        () = running => "the controller",
+        () = poller => "the occupancy poller",
+    };
+    if *stop.borrow() {
+        return Ok(());
+    }
+    tracing::error!("{ended} ended unexpectedly");
+    Err(Error::TaskEnded(ended))
 }
 
 /// Rooms by phase, counted from the controller's cache (for `/metrics`).

@@ -11,6 +11,9 @@ pub enum Error {
     Lease(String),
     #[error("the Room changed since it was read; reconciling again")]
     Stale,
+    /// A task that must run as long as the operator does ended by itself.
+    #[error("{0} ended unexpectedly")]
+    TaskEnded(&'static str),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -28,6 +31,7 @@ impl Error {
             Self::MissingField(_) => "missing_field",
             Self::Lease(_) => "lease",
             Self::Stale => "stale",
+            Self::TaskEnded(_) => "task_ended",
         }
     }
 }

@@ -132,9 +132,14 @@ pub struct Args {
     #[arg(long, env = "RENDEZVOUS_OPERATOR_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
     pub lease_duration: Duration,
 
-    /// How often the leader renews the Lease.
-    #[arg(long, env = "RENDEZVOUS_OPERATOR_LEASE_RENEW", default_value = "5s", value_parser = humantime::parse_duration)]
+    /// How often the leader renews the Lease, and a standby tries to take it.
+    #[arg(long, env = "RENDEZVOUS_OPERATOR_LEASE_RENEW", default_value = "2s", value_parser = humantime::parse_duration)]
     pub lease_renew: Duration,
+
+    /// How long a leader keeps acting after its last confirmed renewal when it cannot
+    /// renew (client-go's renewDeadline); must be shorter than `--lease-duration`.
+    #[arg(long, env = "RENDEZVOUS_OPERATOR_LEASE_RENEW_DEADLINE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub lease_renew_deadline: Duration,
 }
 
 impl Args {
@@ -174,81 +179,123 @@ impl Args {
                 .unwrap_or_else(|| "default".into()),
             identity,
             duration: self.lease_duration,
-            renew_every: self.lease_renew,
+            renew_deadline: self.lease_renew_deadline,
+            retry_period: self.lease_renew,
         }
     }
 }
 
 /// Run the operator until `shutdown` resolves, with the client from the environment
-/// (`KUBECONFIG` or the in-cluster service account).
+/// (`KUBECONFIG` or the in-cluster service account) and `/metrics` on `--listen`.
 pub async fn run(
     args: Args,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let client = kube::Client::try_default().await?;
-    run_with_client(args, client, shutdown).await
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "operator metrics listening");
+    run_with(args, client, listener, shutdown).await
 }
 
-/// [`run`] with a given client (tests).
-pub async fn run_with_client(
+/// [`run`] with a given client and `/healthz`+`/metrics` listener (tests pass their own).
+///
+/// Two tasks must live as long as the operator: the HTTP server and the leader loop
+/// (whose terms run the controller and the occupancy poller). Either ending before
+/// `shutdown` is an error, so the process exits instead of hanging half alive.
+pub async fn run_with<L>(
     args: Args,
     client: kube::Client,
+    listener: L,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let lease = args.lease();
+    lease.check().map_err(anyhow::Error::msg)?;
     let settings = args.settings();
     let metrics = metrics::Metrics::default();
     let (store_tx, store_rx) = watch::channel::<Option<Store<Room>>>(None);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = std::sync::Arc::new(stop_tx);
+    let on_shutdown = stop_tx.clone();
     tokio::spawn(async move {
         shutdown.await;
-        let _ = stop_tx.send(true);
+        on_shutdown.send_replace(true);
     });
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    tracing::info!(addr = %listener.local_addr()?, "operator metrics listening");
     let app = http_routes(metrics.clone(), store_rx);
     let mut stop = stop_rx.clone();
-    let http = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
-            .await
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|s| *s).await;
     });
+    let mut http = tokio::spawn(async move { serve.await });
 
-    let elector = leader::Elector::new(client.clone(), args.lease());
-    let mut stop = stop_rx.clone();
-    loop {
-        tokio::select! {
-            _ = elector.acquire() => {}
-            _ = stop.wait_for(|s| *s) => break,
-        }
-        tracing::info!(identity = %elector.config().identity, "became leader");
-        metrics.leader.set(1);
-        let mut ctl_stop = stop_rx.clone();
+    let mut elector = leader::Elector::new(client.clone(), lease);
+    let term = || {
+        let term_guard = Term::start(&metrics, &store_tx);
         let ctl = controller::run_controller(
             client.clone(),
             settings.clone(),
             metrics.clone(),
             args.namespace.clone(),
-            async move {
-                let _ = ctl_stop.wait_for(|s| *s).await;
-            },
+            stop_rx.clone(),
             store_tx.clone(),
         );
-        let lost = tokio::select! {
-            _ = ctl => false,
-            _ = elector.hold() => true,
-        };
-        metrics.leader.set(0);
-        let _ = store_tx.send(None);
-        if !lost {
-            break;
+        async move {
+            let _term = term_guard;
+            ctl.await
         }
-        tracing::warn!("lost leadership; standing by");
-    }
+    };
+    let result = {
+        let leading = leader::lead(&mut elector, stop_rx.clone(), term);
+        tokio::pin!(leading);
+        tokio::select! {
+            r = &mut leading => r.map_err(anyhow::Error::from),
+            r = &mut http => match r {
+                // Asked to stop: the server drained first and the leader loop follows.
+                Ok(Ok(())) if *stop_rx.borrow() => leading.await.map_err(anyhow::Error::from),
+                Ok(Ok(())) => Err(anyhow::anyhow!("the operator's HTTP server ended unexpectedly")),
+                Ok(Err(e)) => Err(anyhow::anyhow!("the operator's HTTP server failed: {e}")),
+                Err(e) => Err(anyhow::anyhow!("the operator's HTTP server failed: {e}")),
+            },
+        }
+    };
+    // Stop everything that may still run, even on an error (the HTTP server drains).
+    stop_tx.send_replace(true);
     elector.release().await;
-    http.await??;
-    Ok(())
+    if !http.is_finished() {
+        match tokio::time::timeout(Duration::from_secs(5), &mut http).await {
+            Ok(Ok(Err(e))) if result.is_ok() => return Err(e.into()),
+            Err(_) => tracing::warn!("the HTTP server did not drain in 5 s"),
+            _ => {}
+        }
+    }
+    result
+}
+
+/// While alive, this replica acts as leader: the leader gauge is 1 and `/metrics`
+/// counts Rooms from the term's cache. Dropped with the term, however it ends.
+struct Term {
+    metrics: metrics::Metrics,
+    store_tx: watch::Sender<Option<Store<Room>>>,
+}
+
+impl Term {
+    fn start(metrics: &metrics::Metrics, store_tx: &watch::Sender<Option<Store<Room>>>) -> Self {
+        metrics.leader.set(1);
+        Self {
+            metrics: metrics.clone(),
+            store_tx: store_tx.clone(),
+        }
+    }
+}
+
+impl Drop for Term {
+    fn drop(&mut self) {
+        self.metrics.leader.set(0);
+        self.store_tx.send_replace(None);
+    }
 }
 
 fn http_routes(m: metrics::Metrics, store: watch::Receiver<Option<Store<Room>>>) -> axum::Router {

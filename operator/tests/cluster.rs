@@ -32,7 +32,7 @@ fn apply(yaml: &str) -> std::process::Output {
 async fn applied_room_gets_an_owned_pod_and_becomes_ready() {
     let Some(client) = client().await else { return };
     let ns = common::namespace(&client, "op-ready").await;
-    let op = Operator::spawn(&client, args(&ns, "a", &[]));
+    let op = Operator::spawn(&client, args(&ns, "a", &[])).await;
     let out = apply(&room_yaml(&ns, "r1", 12));
     assert!(
         out.status.success(),
@@ -104,7 +104,7 @@ async fn room_pods_pass_the_restricted_pod_security_standard() {
         "{refused:?}"
     );
     // ...and the operator's room Pod is admitted and runs.
-    let op = Operator::spawn(&client, args(&ns, "a", &[]));
+    let op = Operator::spawn(&client, args(&ns, "a", &[])).await;
     assert!(apply(&room_yaml(&ns, "r1", 5)).status.success());
     let rooms: Api<Room> = Api::namespaced(client.clone(), &ns);
     eventually(30, "phase Ready", || async {
@@ -141,7 +141,7 @@ async fn api_server_rejects_invalid_rooms_with_the_schema_message() {
 async fn deleting_a_room_runs_the_finalizer_and_the_pod_goes() {
     let Some(client) = client().await else { return };
     let ns = common::namespace(&client, "op-delete").await;
-    let op = Operator::spawn(&client, args(&ns, "a", &[]));
+    let op = Operator::spawn(&client, args(&ns, "a", &[])).await;
     assert!(apply(&room_yaml(&ns, "r1", 5)).status.success());
     let rooms: Api<Room> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
@@ -165,7 +165,7 @@ async fn deleting_a_room_runs_the_finalizer_and_the_pod_goes() {
 async fn another_controllers_finalizer_is_kept_and_ours_comes_and_goes() {
     let Some(client) = client().await else { return };
     let ns = common::namespace(&client, "op-finalizers").await;
-    let op = Operator::spawn(&client, args(&ns, "a", &[]));
+    let op = Operator::spawn(&client, args(&ns, "a", &[])).await;
     let theirs = "example.com/keep";
     let yaml = room_yaml(&ns, "r1", 5).replace(
         "  namespace:",
@@ -220,7 +220,7 @@ async fn another_controllers_finalizer_is_kept_and_ours_comes_and_goes() {
 async fn a_pod_deleted_by_hand_is_replaced_then_the_room_fails() {
     let Some(client) = client().await else { return };
     let ns = common::namespace(&client, "op-restart").await;
-    let op = Operator::spawn(&client, args(&ns, "a", &["--max-restarts=1"]));
+    let op = Operator::spawn(&client, args(&ns, "a", &["--max-restarts=1"])).await;
     assert!(apply(&room_yaml(&ns, "r1", 5)).status.success());
     let rooms: Api<Room> = Api::namespaced(client.clone(), &ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
@@ -260,7 +260,7 @@ async fn an_operator_restart_loses_nothing() {
     let Some(client) = client().await else { return };
     let ns = common::namespace(&client, "op-restart-op").await;
     let rooms: Api<Room> = Api::namespaced(client.clone(), &ns);
-    let op = Operator::spawn(&client, args(&ns, "a", &[]));
+    let op = Operator::spawn(&client, args(&ns, "a", &[])).await;
     assert!(apply(&room_yaml(&ns, "r1", 5)).status.success());
     eventually(30, "r1 Ready", || async {
         (phase_of(&rooms, "r1").await? == Phase::Ready).then_some(())
@@ -270,7 +270,7 @@ async fn an_operator_restart_loses_nothing() {
     // While no operator runs: a new Room arrives and an old one is deleted.
     assert!(apply(&room_yaml(&ns, "r2", 5)).status.success());
     rooms.delete("r1", &DeleteParams::default()).await.unwrap();
-    let op = Operator::spawn(&client, args(&ns, "b", &[]));
+    let op = Operator::spawn(&client, args(&ns, "b", &[])).await;
     eventually(30, "r2 Ready", || async {
         (phase_of(&rooms, "r2").await? == Phase::Ready).then_some(())
     })
@@ -286,14 +286,14 @@ async fn an_operator_restart_loses_nothing() {
 async fn two_replicas_never_both_act() {
     let Some(client) = client().await else { return };
     let ns = common::namespace(&client, "op-leader").await;
-    let a = Operator::spawn(&client, args(&ns, "a", &[]));
+    let a = Operator::spawn(&client, args(&ns, "a", &[])).await;
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
     let holder = |l: Lease| l.spec?.holder_identity;
     eventually(10, "a to lead", || async {
         (holder(leases.get_opt("rendezvous-operator").await.ok()??)? == "a").then_some(())
     })
     .await;
-    let b = Operator::spawn(&client, args(&ns, "b", &[]));
+    let b = Operator::spawn(&client, args(&ns, "b", &[])).await;
     assert!(apply(&room_yaml(&ns, "r1", 5)).status.success());
     let rooms: Api<Room> = Api::namespaced(client.clone(), &ns);
     eventually(30, "r1 Ready", || async {

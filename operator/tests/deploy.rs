@@ -64,9 +64,5 @@ async fn the_deployments_are_admitted_and_become_available() {
         None,
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "false false");
-    let _ = kubectl(
-        &["delete", "clusterrolebinding", "rendezvous-operator"],
-        None,
-    );
     common::delete_namespace(&client, &ns).await;
 }

@@ -3,6 +3,8 @@
 mod common;
 
 use common::{client, kubectl};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams};
 
 /// `kubectl auth can-i` as service account `sa`. `resource` is `TYPE`, `TYPE/NAME`, or
 /// `TYPE/status` / `TYPE/finalizers` for those subresources (which `can-i` would
@@ -34,41 +36,48 @@ async fn each_account_has_least_privilege() {
         common::apply_deploy_file(&ns, f);
     }
     let op = "rendezvous-operator";
+    let mine = Some(ns.as_str());
     let other = Some("default");
     for (verb, res) in [
         ("watch", "rooms.rendezvous.dev"),
+        ("patch", "rooms.rendezvous.dev"),
+        ("delete", "rooms.rendezvous.dev"),
         ("patch", "rooms.rendezvous.dev/status"),
         ("create", "pods"),
+        ("patch", "pods"),
         ("delete", "pods"),
         ("update", "rooms.rendezvous.dev/finalizers"),
+        ("create", "leases"),
+        ("update", "leases/rendezvous-operator"),
     ] {
         assert!(
-            can(&ns, op, verb, res, other),
+            can(&ns, op, verb, res, mine),
             "operator should {verb} {res}"
         );
     }
-    assert!(can(
-        &ns,
-        op,
-        "update",
-        "leases/rendezvous-operator",
-        Some(&ns)
-    ));
+    // Everything the operator may do, it may do in its own namespace only.
     for (verb, res, at) in [
-        ("delete", "secrets", other),
-        ("get", "secrets", other),
-        ("create", "deployments", other),
-        ("update", "leases/other", Some(ns.as_str())),
+        ("create", "pods", other),
+        ("delete", "pods", other),
+        ("watch", "rooms.rendezvous.dev", other),
+        ("patch", "rooms.rendezvous.dev/status", other),
+        ("create", "pods", None),
+        ("list", "pods", None),
+        ("delete", "secrets", mine),
+        ("get", "secrets", mine),
+        ("create", "deployments", mine),
+        ("update", "rooms.rendezvous.dev", mine),
+        ("update", "leases/other", mine),
         ("update", "leases/rendezvous-operator", other),
+        ("get", "customresourcedefinitions", None),
         ("delete", "nodes", None),
     ] {
         assert!(
             !can(&ns, op, verb, res, at),
-            "operator must not {verb} {res}"
+            "operator must not {verb} {res} in {at:?}"
         );
     }
     let r = "rendezvous-router";
-    let mine = Some(ns.as_str());
     for verb in ["create", "delete", "watch", "list", "get", "patch"] {
         assert!(
             can(&ns, r, verb, "rooms.rendezvous.dev", mine),
@@ -84,6 +93,50 @@ async fn each_account_has_least_privilege() {
     ] {
         assert!(!can(&ns, r, verb, res, at), "router must not {verb} {res}");
     }
-    let _ = kubectl(&["delete", "clusterrolebinding", op], None);
     common::delete_namespace(&client, &ns).await;
+}
+
+/// The operator's own client (its ServiceAccount, impersonated) can make its room Pod
+/// at home and nowhere else: RBAC refuses it before admission looks at the Pod.
+#[tokio::test]
+async fn the_operator_cannot_create_a_pod_in_another_namespace() {
+    let Some(admin) = client().await else { return };
+    let home = common::namespace(&admin, "op-home").await;
+    let away = common::namespace(&admin, "op-away").await;
+    let op = common::operator_client(&home, None).await;
+    let room = rendezvous_crds::Room::new(
+        "r1",
+        serde_json::from_value(serde_json::json!({
+            "kind": "chat", "title": "Tea", "creator": "ada"
+        }))
+        .unwrap(),
+    );
+    let cfg = rendezvous_operator::pod::PodConfig::test();
+    let pod = rendezvous_operator::pod::desired_pod(&room, &cfg);
+    let dry = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    Api::<Pod>::namespaced(op.clone(), &home)
+        .create(&dry, &pod)
+        .await
+        .expect("the operator makes room Pods in its namespace");
+    let refused = Api::<Pod>::namespaced(op.clone(), &away)
+        .create(&dry, &pod)
+        .await
+        .expect_err("a room Pod in another namespace");
+    let user = common::operator_user(&home);
+    assert!(
+        matches!(&refused, kube::Error::Api(s) if s.code == 403
+            && s.message.contains(&user) && s.message.contains("cannot create resource \"pods\"")),
+        "{refused:?}"
+    );
+    // Nor anything cluster-wide.
+    let all = Api::<Pod>::all(op).list(&Default::default()).await;
+    assert!(
+        matches!(&all, Err(kube::Error::Api(s)) if s.code == 403),
+        "{all:?}"
+    );
+    common::delete_namespace(&admin, &home).await;
+    common::delete_namespace(&admin, &away).await;
 }

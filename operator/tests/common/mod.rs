@@ -1,8 +1,12 @@
 //! Shared harness of the tests against a real API server (`KUBECONFIG`).
 //!
 //! Without `KUBECONFIG` a test skips with a loud message, except under `CI=true`,
-//! where it fails. Each test gets its own namespace and runs the operator in-process.
+//! where it fails. Each test gets its own namespace and runs the operator in-process,
+//! with exactly the permissions of `deploy/rbac/operator.yaml` (its client impersonates
+//! the operator's ServiceAccount in that namespace).
 #![allow(dead_code)]
+
+pub mod proxy;
 
 use std::time::Duration;
 
@@ -99,25 +103,68 @@ pub fn args(ns: &str, identity: &str, extra: &[&str]) -> rendezvous_operator::Ar
         "--room-image=rendezvous:test".into(),
         "--close-grace=1s".into(),
         "--lease-duration=3s".into(),
-        "--lease-renew=1s".into(),
+        "--lease-renew-deadline=2s".into(),
+        "--lease-renew=500ms".into(),
         format!("--identity={identity}"),
     ];
     argv.extend(extra.iter().map(|s| s.to_string()));
     Cli::parse_from(argv).args
 }
 
+/// The operator's ServiceAccount in `ns`, as a Kubernetes user name.
+pub fn operator_user(ns: &str) -> String {
+    format!("system:serviceaccount:{ns}:rendezvous-operator")
+}
+
+/// Apply `deploy/rbac/operator.yaml` in `ns` and return a client that acts as the
+/// operator's ServiceAccount there (impersonation: the admin credentials of
+/// `KUBECONFIG` authenticate, the API server authorizes as the ServiceAccount).
+/// `url`: another address for the same API server (a [`proxy::Proxy`]).
+pub async fn operator_client(ns: &str, url: Option<&str>) -> Client {
+    apply_deploy_file(ns, "rbac/operator.yaml");
+    let mut cfg = kube::Config::infer().await.expect("kubeconfig");
+    cfg.auth_info.impersonate = Some(operator_user(ns));
+    cfg.auth_info.impersonate_groups = Some(vec![
+        "system:serviceaccounts".into(),
+        format!("system:serviceaccounts:{ns}"),
+        "system:authenticated".into(),
+    ]);
+    if let Some(url) = url {
+        cfg.cluster_url = url.parse().expect("proxy URL");
+    }
+    Client::try_from(cfg).expect("impersonating client")
+}
+
 /// An operator running in this process until the returned handle is stopped.
 pub struct Operator {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Where its `/healthz` and `/metrics` answer.
+    pub addr: std::net::SocketAddr,
 }
 
 impl Operator {
-    pub fn spawn(client: &Client, args: rendezvous_operator::Args) -> Self {
+    /// Run the operator of `args.namespace` as its ServiceAccount.
+    pub async fn spawn(_admin: &Client, args: rendezvous_operator::Args) -> Self {
+        let ns = args
+            .namespace
+            .clone()
+            .expect("tests run the operator in a namespace");
+        let client = operator_client(&ns, None).await;
+        Self::spawn_as(client, args).await
+    }
+
+    /// Run the operator with this client.
+    pub async fn spawn_as(client: Client, args: rendezvous_operator::Args) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the metrics listener");
+        let addr = listener.local_addr().expect("listener address");
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(rendezvous_operator::run_with_client(
+        let task = tokio::spawn(rendezvous_operator::run_with(
             args,
-            client.clone(),
+            client,
+            listener,
             async {
                 let _ = rx.await;
             },
@@ -125,7 +172,19 @@ impl Operator {
         Self {
             stop: Some(tx),
             task,
+            addr,
         }
+    }
+
+    /// `rendezvous_operator_leader` from its `/metrics`: whether it acts right now.
+    pub async fn is_leader(&self) -> bool {
+        let body = reqwest::get(format!("http://{}/metrics", self.addr))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics body");
+        body.lines().any(|l| l == "rendezvous_operator_leader 1")
     }
 
     /// Shut down and wait for a clean exit.
