@@ -11,8 +11,7 @@ use crate::protocol::{
 };
 
 /// Markers around the generated part of `docs/protocol.md`.
-pub const BEGIN: &str =
-    "<!-- BEGIN GENERATED: do not edit; scripts/regen rewrites it -->";
+pub const BEGIN: &str = "<!-- BEGIN GENERATED: do not edit; scripts/regen rewrites it -->";
 pub const END: &str = "<!-- END GENERATED -->";
 
 /// What each client message is for (an exhaustive match: a new variant needs a line).

@@ -33,11 +33,12 @@ pub struct Config {
     #[arg(long, env = "RENDEZVOUS_MAX_ROOMS", default_value_t = 1000)]
     pub max_rooms: usize,
 
-    /// Participant cap of a room when the creator gives none.
+    /// Participant cap of a room when the creator gives none (the Room schema's
+    /// default, `rendezvous_crds::limits`).
     #[arg(
         long,
         env = "RENDEZVOUS_DEFAULT_MAX_PARTICIPANTS",
-        default_value_t = 50
+        default_value_t = rendezvous_crds::limits::DEFAULT_MAX_PARTICIPANTS
     )]
     pub default_max_participants: u32,
 
@@ -103,7 +104,7 @@ impl Config {
             ws_ping_interval: Duration::from_secs(20),
             rooms_per_user: 10,
             max_rooms: 1000,
-            default_max_participants: 50,
+            default_max_participants: rendezvous_crds::limits::DEFAULT_MAX_PARTICIPANTS,
             default_idle_timeout: Duration::from_secs(300),
             default_max_duration: Duration::from_secs(8 * 3600),
             room_token_ttl: Duration::from_secs(600),
@@ -115,5 +116,36 @@ impl Config {
             namespace: "default".into(),
             secret_file: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+    use rendezvous_crds::limits;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        cfg: Config,
+    }
+
+    /// A room made through the API gets the defaults of one applied with kubectl.
+    #[test]
+    fn default_flags_are_the_room_schema_defaults() {
+        let cfg = Cli::parse_from(["router"]).cfg;
+        assert_eq!(
+            cfg.default_max_participants,
+            limits::DEFAULT_MAX_PARTICIPANTS
+        );
+        assert_eq!(
+            cfg.default_idle_timeout.as_secs(),
+            u64::from(limits::DEFAULT_IDLE_TIMEOUT_SECS)
+        );
+        assert_eq!(
+            cfg.default_max_duration.as_secs(),
+            u64::from(limits::DEFAULT_MAX_DURATION_SECS)
+        );
     }
 }

@@ -41,7 +41,7 @@ async fn kubernetes_runtime_creates_lists_and_closes_rooms() {
         return;
     };
     let ns = common::namespace(&client, "router-kube").await;
-    let op = common::Operator::spawn(&client, common::args(&ns, "a", &[]));
+    let op = common::Operator::spawn(&client, common::args(&ns, "a", &[])).await;
     let tokens = Arc::new(RoomTokens::generate(Duration::from_secs(60)).unwrap());
     let (tx, mut rx) = mpsc::channel(64);
     let rt = KubeRuntime::start(
@@ -216,7 +216,7 @@ async fn a_restarted_router_keeps_its_rooms_invite_links_and_token_keys() {
         return;
     };
     let ns = common::namespace(&client, "router-restart").await;
-    let op = common::Operator::spawn(&client, common::args(&ns, "a", &[]));
+    let op = common::Operator::spawn(&client, common::args(&ns, "a", &[])).await;
     let dir = std::env::temp_dir().join(format!("rdv-router-restart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let secret = dir.join("router.secret");
@@ -379,7 +379,7 @@ async fn two_router_replicas_share_one_truth() {
         return;
     };
     let ns = common::namespace(&client, "router-replicas").await;
-    let op = common::Operator::spawn(&client, common::args(&ns, "a", &[]));
+    let op = common::Operator::spawn(&client, common::args(&ns, "a", &[])).await;
     let dir = std::env::temp_dir().join(format!("rdv-router-replicas-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let secret = dir.join("router.secret");

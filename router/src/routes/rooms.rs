@@ -20,13 +20,6 @@ use crate::registry::Room;
 use crate::runtime::RoomSpec;
 use crate::Ctx;
 
-pub const TITLE_MAX: usize = 100;
-pub const PARTICIPANTS_MAX: u32 = 1000;
-/// Bounds of creator-chosen durations, in seconds: long enough to join, short enough
-/// that a forgotten room does not live for weeks.
-pub const IDLE_TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 1..=24 * 3600;
-pub const MAX_DURATION_RANGE: std::ops::RangeInclusive<u64> = 10..=7 * 24 * 3600;
-
 pub fn router() -> Router<Ctx> {
     Router::new()
         .route("/api/rooms", post(create_room).get(list_rooms))
@@ -34,47 +27,68 @@ pub fn router() -> Router<Ctx> {
         .route("/api/rooms/{id}/token", post(refresh_token))
 }
 
+/// Whether `v` lies in `range` (the CRD's bounds are `u32`; requests are `u64`).
+fn within(v: u64, range: &std::ops::RangeInclusive<u32>) -> bool {
+    u32::try_from(v).is_ok_and(|v| range.contains(&v))
+}
+
+/// The request checked against the Room's limits (`rendezvous_crds::limits`: the same
+/// numbers the CRD schema carries), with this router's defaults filled in. Out of
+/// range is a 422 naming the field, never a silent clamp.
 fn validated_spec(
     ctx: &Ctx,
     id: String,
     creator: String,
     req: &CreateRoomRequest,
 ) -> Result<RoomSpec> {
+    use rendezvous_crds::limits;
     let title = req.title.trim();
-    if title.is_empty() || title.chars().count() > TITLE_MAX || title.chars().any(char::is_control)
+    let max_chars = limits::TITLE_MAX_CHARS as usize;
+    if title.is_empty() || title.chars().count() > max_chars || title.chars().any(char::is_control)
     {
         return Err(Error::Validation(format!(
-            "title: 1 to {TITLE_MAX} characters, no control characters"
+            "title: 1 to {max_chars} characters, no control characters"
         )));
     }
-    let max_participants = req
+    let participants = req
         .max_participants
         .unwrap_or(ctx.cfg.default_max_participants);
-    if !(2..=PARTICIPANTS_MAX).contains(&max_participants) {
+    if !limits::MAX_PARTICIPANTS.contains(&participants) {
+        let r = &limits::MAX_PARTICIPANTS;
         return Err(Error::Validation(format!(
-            "maxParticipants: 2 to {PARTICIPANTS_MAX}"
+            "maxParticipants: {} to {}",
+            r.start(),
+            r.end()
         )));
     }
     let idle = req
         .idle_timeout
         .unwrap_or(ctx.cfg.default_idle_timeout.as_secs());
-    if !IDLE_TIMEOUT_RANGE.contains(&idle) {
-        return Err(Error::Validation("idleTimeout: 1 to 86400 seconds".into()));
+    if !within(idle, &limits::IDLE_TIMEOUT_SECS) {
+        let r = &limits::IDLE_TIMEOUT_SECS;
+        return Err(Error::Validation(format!(
+            "idleTimeout: {} to {} seconds",
+            r.start(),
+            r.end()
+        )));
     }
     let max = req
         .max_duration
         .unwrap_or(ctx.cfg.default_max_duration.as_secs());
-    if !MAX_DURATION_RANGE.contains(&max) {
-        return Err(Error::Validation(
-            "maxDuration: 10 seconds to 7 days".into(),
-        ));
+    if !within(max, &limits::MAX_DURATION_SECS) {
+        let r = &limits::MAX_DURATION_SECS;
+        return Err(Error::Validation(format!(
+            "maxDuration: {} to {} seconds",
+            r.start(),
+            r.end()
+        )));
     }
     Ok(RoomSpec {
         id,
         kind: req.kind,
         title: title.to_owned(),
         creator,
-        max_participants,
+        max_participants: participants,
         idle_timeout: Duration::from_secs(idle),
         max_duration: Duration::from_secs(max),
         invites: Vec::new(),

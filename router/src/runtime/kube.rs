@@ -51,19 +51,22 @@ pub struct KubeRuntime {
     http: reqwest::Client,
 }
 
-/// The Room object the router creates for `spec`, clamped to the CRD's bounds.
-pub fn room_object(spec: &RoomSpec) -> Room {
-    let kind = spec.kind;
-    let secs = |d: Duration, lo: u64, hi: u64| d.as_secs().clamp(lo, hi) as u32;
+/// The Room object the router creates for `spec`. The router checked `spec` against
+/// the Room's limits already; a value that still does not fit the schema's `u32` is
+/// refused here, never clamped.
+pub fn room_object(spec: &RoomSpec) -> anyhow::Result<Room> {
+    let secs = |d: Duration, what: &str| {
+        u32::try_from(d.as_secs()).with_context(|| format!("{what} out of range"))
+    };
     let mut room = Room::new(
         &spec.id,
         rendezvous_crds::RoomSpec {
-            kind,
+            kind: spec.kind,
             title: spec.title.clone(),
             creator: spec.creator.clone(),
-            max_participants: spec.max_participants.clamp(1, 1000),
-            idle_timeout: secs(spec.idle_timeout, 10, 86_400),
-            max_duration: secs(spec.max_duration, 60, 604_800),
+            max_participants: spec.max_participants,
+            idle_timeout: secs(spec.idle_timeout, "idleTimeout")?,
+            max_duration: secs(spec.max_duration, "maxDuration")?,
         },
     );
     room.metadata = ObjectMeta {
@@ -78,7 +81,7 @@ pub fn room_object(spec: &RoomSpec) -> Room {
         ),
         ..ObjectMeta::default()
     };
-    room
+    Ok(room)
 }
 
 /// The invites kept on a Room, with their codes derived again. A missing or
@@ -226,7 +229,7 @@ impl KubeRuntime {
 
     async fn create(&self, spec: RoomSpec) -> anyhow::Result<Option<String>> {
         self.api
-            .create(&PostParams::default(), &room_object(&spec))
+            .create(&PostParams::default(), &room_object(&spec)?)
             .await
             .with_context(|| format!("creating Room {}", spec.id))?;
         Ok(None)
@@ -357,7 +360,7 @@ mod tests {
             kind: rendezvous_crds::RoomKind::Video,
             title: "t".into(),
             creator: "ada".into(),
-            max_participants: 5000,
+            max_participants: 50,
             idle_timeout: Duration::from_secs(1),
             max_duration: Duration::from_secs(3600),
             invites: vec![InviteRecord {
@@ -373,20 +376,23 @@ mod tests {
     }
 
     #[test]
-    fn room_object_is_labelled_and_clamped() {
-        let room = room_object(&mk_spec());
+    fn room_object_is_labelled_and_carries_the_spec_unchanged() {
+        let room = room_object(&mk_spec()).unwrap();
         assert_eq!(room.name_any(), "abc");
         assert_eq!(room.labels()[CREATED_BY.0], CREATED_BY.1);
         assert_eq!(room.spec.kind, rendezvous_crds::RoomKind::Video);
-        assert_eq!(room.spec.max_participants, 1000);
-        assert_eq!(room.spec.idle_timeout, 10);
+        assert_eq!(room.spec.max_participants, 50);
+        assert_eq!(room.spec.idle_timeout, 1);
         assert_eq!(room.spec.max_duration, 3600);
+        let mut huge = mk_spec();
+        huge.max_duration = Duration::from_secs(u64::from(u32::MAX) + 1);
+        assert!(room_object(&huge).is_err(), "refused, not clamped");
     }
 
     #[test]
     fn invites_ride_on_the_room_without_codes_and_come_back_with_them() {
         let tokens = RoomTokens::generate(Duration::from_secs(60)).unwrap();
-        let room = room_object(&mk_spec());
+        let room = room_object(&mk_spec()).unwrap();
         let text = &room.annotations()[INVITES_ANNOTATION];
         assert!(!text.contains(&tokens.invite_code("abc", "inv1")));
         let invites = invites_of(&room, &tokens);
@@ -404,7 +410,7 @@ mod tests {
     }
 
     fn with_status(phase: Phase, endpoint: Option<&str>) -> Room {
-        let mut room = room_object(&mk_spec());
+        let mut room = room_object(&mk_spec()).unwrap();
         room.status = Some(RoomStatus {
             phase,
             endpoint: endpoint.map(Into::into),
@@ -447,7 +453,7 @@ mod tests {
         let tokens = RoomTokens::generate(Duration::from_secs(60)).unwrap();
         let mut spec = mk_spec();
         spec.invites.clear();
-        let mut room = room_object(&spec);
+        let mut room = room_object(&spec).unwrap();
         room.status = Some(RoomStatus {
             phase: Phase::Ready,
             endpoint: Some("10.0.0.1:8090".into()),
