@@ -1,67 +1,236 @@
-//! Password hashing: argon2id with OWASP's recommended parameters, off the async runtime.
+//! Password hashing: argon2id with OWASP's recommended parameters, off the async
+//! runtime, and bounded.
+//!
+//! Each hash holds 19 MiB for its whole run, so unbounded concurrency turns a burst of
+//! log-ins into a memory spike (50 at once took a process from 110 MiB to 1 GiB) while
+//! adding no throughput beyond one hash per core. [`Hasher`] admits at most `bound`
+//! hashes at once; a request that cannot get a slot within `wait` is refused with
+//! [`Error::Busy`] (503 + `Retry-After`) instead of queueing without end.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
 
+/// What a refused client is told to wait: one hash takes tens of milliseconds, so a
+/// second is enough for a burst to clear, and short enough not to lose the user.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// OWASP Password Storage Cheat Sheet: argon2id, m = 19 MiB, t = 2, p = 1.
-fn hasher() -> Argon2<'static> {
+fn argon2() -> Argon2<'static> {
     let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Hash a password into a PHC string.
-pub async fn hash(password: String) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        hasher()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("hashing task: {e}"))?
-    .map_err(Error::Internal)
+fn hash_now(password: &[u8]) -> Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(password, &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::Internal(anyhow::anyhow!("hashing password: {e}")))
 }
 
-/// Check a password against a PHC string. With `None` (unknown user) a dummy hash is
-/// checked so that the response time does not tell which accounts exist.
-pub async fn verify(password: String, phc: Option<String>) -> Result<bool> {
-    tokio::task::spawn_blocking(move || {
-        let phc = phc.unwrap_or_else(|| DUMMY.with(|d| d.clone()));
-        let parsed = PasswordHash::new(&phc).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
-        Ok(hasher()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("verify task: {e}"))?
-    .map_err(Error::Internal)
+/// Bounded argon2id hashing. Cheap to clone; clones share the bound.
+#[derive(Clone)]
+pub struct Hasher {
+    inner: Arc<Inner>,
 }
 
-thread_local! {
-    /// A hash of a random password with the same parameters as real ones.
-    static DUMMY: String = {
-        let salt = SaltString::generate(&mut OsRng);
-        hasher().hash_password(b"dummy password for timing", &salt).expect("hash").to_string()
-    };
+struct Inner {
+    slots: Arc<Semaphore>,
+    wait: Duration,
+    /// A hash of a fixed password with the real parameters, made once on first use:
+    /// unknown logins verify against it so timing does not reveal which accounts exist.
+    dummy: OnceLock<String>,
+    running: AtomicUsize,
+    peak: AtomicUsize,
+    in_flight: prometheus::IntGauge,
+    busy: prometheus::IntCounter,
+}
+
+/// Counts one running hash for as long as it lives (also when the hash panics).
+struct Running<'a>(&'a Inner);
+
+impl<'a> Running<'a> {
+    fn enter(inner: &'a Inner) -> Self {
+        let now = inner.running.fetch_add(1, Ordering::SeqCst) + 1;
+        inner.peak.fetch_max(now, Ordering::SeqCst);
+        inner.in_flight.inc();
+        Self(inner)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+        self.0.in_flight.dec();
+    }
+}
+
+impl Hasher {
+    /// At most `bound` hashes at once; waiting longer than `wait` for a slot is `Busy`.
+    /// Registers `rendezvous_users_password_hashes_in_flight` and
+    /// `rendezvous_users_password_hash_busy_total` on `registry`.
+    pub fn new(bound: usize, wait: Duration, registry: &prometheus::Registry) -> Self {
+        let in_flight = prometheus::IntGauge::new(
+            "rendezvous_users_password_hashes_in_flight",
+            "Password hashes (argon2id, 19 MiB each) running now",
+        )
+        .expect("valid metric");
+        let busy = prometheus::IntCounter::new(
+            "rendezvous_users_password_hash_busy_total",
+            "Requests refused with 503 busy: no password-hashing slot in time",
+        )
+        .expect("valid metric");
+        // A second registration (several apps on one registry in tests) is harmless.
+        let _ = registry.register(Box::new(in_flight.clone()));
+        let _ = registry.register(Box::new(busy.clone()));
+        Self {
+            inner: Arc::new(Inner {
+                slots: Arc::new(Semaphore::new(bound.max(1))),
+                wait,
+                dummy: OnceLock::new(),
+                running: AtomicUsize::new(0),
+                peak: AtomicUsize::new(0),
+                in_flight,
+                busy,
+            }),
+        }
+    }
+
+    /// Hashes running now.
+    pub fn in_flight(&self) -> usize {
+        self.inner.running.load(Ordering::SeqCst)
+    }
+
+    /// The most hashes that ever ran at once (a test hook for the bound).
+    pub fn peak_in_flight(&self) -> usize {
+        self.inner.peak.load(Ordering::SeqCst)
+    }
+
+    /// Hash a password into a PHC string.
+    pub async fn hash(&self, password: String) -> Result<String> {
+        self.run(move |_| hash_now(password.as_bytes())).await
+    }
+
+    /// Check a password against a PHC string. With `None` (unknown user) the dummy
+    /// hash is checked, at the same cost as a real one.
+    pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool> {
+        self.run(move |inner| {
+            let dummy;
+            let phc = match &phc {
+                Some(p) => p.as_str(),
+                None => {
+                    dummy = inner.dummy.get_or_init(|| {
+                        hash_now(b"dummy password for timing").expect("hashing a constant")
+                    });
+                    dummy.as_str()
+                }
+            };
+            let parsed = PasswordHash::new(phc)
+                .map_err(|e| Error::Internal(anyhow::anyhow!("stored hash: {e}")))?;
+            Ok(argon2()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok())
+        })
+        .await
+    }
+
+    /// Run `f` on the blocking pool once a slot is free. The permit moves into the
+    /// blocking task: a client that hangs up cannot free a slot whose hash still runs.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let acquire = self.inner.slots.clone().acquire_owned();
+        let Ok(permit) = tokio::time::timeout(self.inner.wait, acquire).await else {
+            self.inner.busy.inc();
+            return Err(Error::Busy(RETRY_AFTER));
+        };
+        let permit = permit.expect("the semaphore is never closed");
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let _running = Running::enter(&inner);
+            f(&inner)
+        })
+        .await
+        .map_err(|e| Error::Internal(anyhow::anyhow!("hashing task: {e}")))?
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn mk_hasher(bound: usize, wait: Duration) -> Hasher {
+        Hasher::new(bound, wait, &prometheus::Registry::new())
+    }
+
     #[tokio::test]
     async fn hashes_are_argon2id_with_owasp_parameters_and_verify() {
-        let phc = hash("correct horse".into()).await.unwrap();
+        let h = mk_hasher(2, Duration::from_secs(5));
+        let phc = h.hash("correct horse".into()).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert!(verify("correct horse".into(), Some(phc.clone()))
+        assert!(h
+            .verify("correct horse".into(), Some(phc.clone()))
             .await
             .unwrap());
-        assert!(!verify("wrong horse".into(), Some(phc)).await.unwrap());
-        assert!(!verify("anything".into(), None).await.unwrap());
+        assert!(!h.verify("wrong horse".into(), Some(phc)).await.unwrap());
+        assert!(!h.verify("anything".into(), None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_dummy_hash_is_made_once() {
+        let h = mk_hasher(2, Duration::from_secs(5));
+        assert!(!h.verify("a".into(), None).await.unwrap());
+        let first = h.inner.dummy.get().cloned().expect("made on first use");
+        assert!(!h.verify("b".into(), None).await.unwrap());
+        assert_eq!(
+            h.inner.dummy.get(),
+            Some(&first),
+            "the same dummy, not a new one"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hashes_beyond_the_bound_wait_then_are_refused_busy() {
+        let h = mk_hasher(1, Duration::from_millis(1));
+        let results = join_hashes(&h, 8).await;
+        assert!(h.peak_in_flight() == 1, "peak {}", h.peak_in_flight());
+        assert!(results.iter().any(|r| r.is_ok()), "someone got a slot");
+        assert!(
+            results
+                .iter()
+                .any(|r| matches!(r, Err(Error::Busy(d)) if *d == RETRY_AFTER)),
+            "someone was refused"
+        );
+        assert_eq!(
+            h.inner.busy.get() as usize,
+            results.iter().filter(|r| r.is_err()).count()
+        );
+        assert_eq!(h.in_flight(), 0);
+        assert_eq!(h.inner.in_flight.get(), 0);
+    }
+
+    async fn join_hashes(h: &Hasher, n: usize) -> Vec<Result<String>> {
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let h = h.clone();
+                tokio::spawn(async move { h.hash(format!("pw{i}")).await })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
     }
 }
