@@ -10,17 +10,17 @@
 //! Hashes run on `bound` dedicated threads rather than tokio's blocking pool: malloc
 //! keeps a freed 19 MiB buffer resident in the arena of the thread that used it, so
 //! hashes spread over the blocking pool's many threads still grew the process by
-//! 19 MiB per thread ever used (414 MiB peak with only two at once). A fixed set of
-//! threads reuses its buffers.
+//! 19 MiB per thread ever used (414 MiB peak with only two at once), and even on few
+//! threads small allocations fragmented the freed space. Each worker owns one argon2
+//! buffer and hashes in it (`hash_password_into_with_memory`), so the memory is
+//! `bound` × 19 MiB, allocated once.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{rand_core::OsRng, Output, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::Semaphore;
 
 use crate::error::{Error, Result};
@@ -30,17 +30,73 @@ use crate::error::{Error, Result};
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// OWASP Password Storage Cheat Sheet: argon2id, m = 19 MiB, t = 2, p = 1.
-fn argon2() -> Argon2<'static> {
-    let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+fn params() -> Params {
+    Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters")
 }
 
-fn hash_now(password: &[u8]) -> Result<String> {
+fn internal(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Internal(anyhow::anyhow!("{what}: {e}"))
+}
+
+/// The hash of `password` under `salt` into `blocks` (the worker's reused memory,
+/// grown if `a` needs more), as `len` output bytes.
+fn compute(
+    a: &Argon2,
+    password: &[u8],
+    salt: argon2::password_hash::Salt<'_>,
+    len: usize,
+    blocks: &mut Vec<Block>,
+) -> Result<Output> {
+    let mut salt_buf = [0u8; 64];
+    let salt = salt
+        .decode_b64(&mut salt_buf)
+        .map_err(|e| internal("salt", e))?;
+    let need = a.params().block_count();
+    if blocks.len() < need {
+        blocks.resize(need, Block::default());
+    }
+    Output::init_with(len, |out| {
+        a.hash_password_into_with_memory(password, salt, out, &mut blocks[..need])
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .map_err(|e| internal("hashing password", e))
+}
+
+fn hash_now(password: &[u8], blocks: &mut Vec<Block>) -> Result<String> {
     let salt = SaltString::generate(&mut OsRng);
-    argon2()
-        .hash_password(password, &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| Error::Internal(anyhow::anyhow!("hashing password: {e}")))
+    let params = params();
+    let a = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = compute(&a, password, salt.as_salt(), len, blocks)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: (&params).try_into().map_err(|e| internal("params", e))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string `phc` (whatever its argon2 parameters).
+fn verify_now(password: &[u8], phc: &str, blocks: &mut Vec<Block>) -> Result<bool> {
+    let parsed = PasswordHash::new(phc).map_err(|e| internal("stored hash", e))?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Err(internal("stored hash", "no salt or hash"));
+    };
+    let algorithm =
+        Algorithm::try_from(parsed.algorithm).map_err(|e| internal("stored hash", e))?;
+    let version = parsed
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|e| internal("stored hash", e))?
+        .unwrap_or_default();
+    let params = Params::try_from(&parsed).map_err(|e| internal("stored hash", e))?;
+    let a = Argon2::new(algorithm, version, params);
+    let got = compute(&a, password, salt, expected.len(), blocks)?;
+    // Output's equality is constant-time.
+    Ok(got == expected)
 }
 
 /// Bounded argon2id hashing. Cheap to clone; clones share the bound.
@@ -49,8 +105,9 @@ pub struct Hasher {
     inner: Arc<Inner>,
 }
 
-/// One hash to run on a worker thread; it carries its slot's permit.
-type Job = Box<dyn FnOnce() + Send>;
+/// One hash to run on a worker thread, given the thread's argon2 memory; it carries
+/// its slot's permit.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
 struct Inner {
     slots: Arc<Semaphore>,
@@ -140,28 +197,21 @@ impl Hasher {
 
     /// Hash a password into a PHC string.
     pub async fn hash(&self, password: String) -> Result<String> {
-        self.run(move |_| hash_now(password.as_bytes())).await
+        self.run(move |_, blocks| hash_now(password.as_bytes(), blocks))
+            .await
     }
 
     /// Check a password against a PHC string. With `None` (unknown user) the dummy
     /// hash is checked, at the same cost as a real one.
     pub async fn verify(&self, password: String, phc: Option<String>) -> Result<bool> {
-        self.run(move |inner| {
-            let dummy;
+        self.run(move |inner, blocks| {
             let phc = match &phc {
                 Some(p) => p.as_str(),
-                None => {
-                    dummy = inner.dummy.get_or_init(|| {
-                        hash_now(b"dummy password for timing").expect("hashing a constant")
-                    });
-                    dummy.as_str()
-                }
+                None => inner.dummy.get_or_init(|| {
+                    hash_now(b"dummy password for timing", blocks).expect("hashing a constant")
+                }),
             };
-            let parsed = PasswordHash::new(phc)
-                .map_err(|e| Error::Internal(anyhow::anyhow!("stored hash: {e}")))?;
-            Ok(argon2()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok())
+            verify_now(password.as_bytes(), phc, blocks)
         })
         .await
     }
@@ -170,7 +220,7 @@ impl Hasher {
     /// a client that hangs up cannot free a slot whose hash still runs.
     async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Inner) -> Result<T> + Send + 'static,
+        f: impl FnOnce(&Inner, &mut Vec<Block>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let acquire = self.inner.slots.clone().acquire_owned();
         let Ok(permit) = tokio::time::timeout(self.inner.wait, acquire).await else {
@@ -180,11 +230,11 @@ impl Hasher {
         let permit = permit.expect("the semaphore is never closed");
         let inner = self.inner.clone();
         let (done, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
+        let job: Job = Box::new(move |blocks| {
             let _permit = permit;
             let out = {
                 let _running = Running::enter(&inner);
-                f(&inner)
+                f(&inner, blocks)
             };
             let _ = done.send(out);
         });
@@ -198,16 +248,19 @@ impl Hasher {
     }
 }
 
-/// A worker thread: run jobs until every [`Hasher`] clone is gone. A panicking job
-/// drops its reply (the caller gets `Internal`) without taking the thread down.
+/// A worker thread: run jobs until every [`Hasher`] clone is gone, all in one argon2
+/// buffer made on first use and kept (the reason for own threads: see the module
+/// docs). A panicking job drops its reply (the caller gets `Internal`) without taking
+/// the thread down.
 fn worker(queue: &std::sync::Mutex<std::sync::mpsc::Receiver<Job>>) {
+    let mut blocks = Vec::new();
     loop {
         let job = match queue.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
         let Ok(job) = job else { return };
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut blocks)));
     }
 }
 
@@ -230,6 +283,32 @@ mod tests {
             .unwrap());
         assert!(!h.verify("wrong horse".into(), Some(phc)).await.unwrap());
         assert!(!h.verify("anything".into(), None).await.unwrap());
+    }
+
+    #[test]
+    fn hashes_match_the_argon2_crate_both_ways() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let std = Argon2::new(Algorithm::Argon2id, Version::V0x13, params());
+        let mut blocks = Vec::new();
+        // Stored before this module reused memory: still verifies.
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = std.hash_password(b"pw", &salt).unwrap().to_string();
+        assert!(verify_now(b"pw", &theirs, &mut blocks).unwrap());
+        assert!(!verify_now(b"other", &theirs, &mut blocks).unwrap());
+        // Ours verifies with the crate's own verifier.
+        let ours = hash_now(b"pw", &mut blocks).unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(std.verify_password(b"pw", &parsed).is_ok());
+        assert!(std.verify_password(b"other", &parsed).is_err());
+        // Other parameters (a weaker, older hash) verify too.
+        let weak = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8 * 1024, 1, 1, None).unwrap(),
+        );
+        let old = weak.hash_password(b"pw", &salt).unwrap().to_string();
+        assert!(verify_now(b"pw", &old, &mut blocks).unwrap());
+        assert_eq!(blocks.len(), 19 * 1024, "the buffer is reused, not shrunk");
     }
 
     #[tokio::test]
