@@ -19,6 +19,11 @@ pub struct UpArgs {
     #[arg(long, env = "RENDEZVOUS_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Address of `/metrics`. Unset: `/metrics` stays on `--listen`, the one port of a
+    /// laptop set-up; set: only there, off the public port.
+    #[arg(long, env = "RENDEZVOUS_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     #[command(flatten)]
     pub users: rendezvous_users::Config,
 
@@ -36,6 +41,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let metrics = HttpMetrics::new("up");
     let mut router_cfg = args.router;
+    // One flag for the one port: the users service owns `--trusted-proxy-hops`.
+    router_cfg.trusted_proxy_hops = args.users.trusted_proxy_hops.into();
     // The router's secret lives next to the users database unless told otherwise.
     router_cfg
         .secret_file
@@ -49,15 +56,28 @@ pub async fn run(
     let housekeeping = tokio::spawn(users.clone().housekeeping());
     let follower = tokio::spawn(router.clone().follow_events(events));
     let page = get(|| async { Html(INDEX) });
-    let app = metrics
-        .wrap(
-            rendezvous_users::routes(users)
-                .merge(rendezvous_router::routes(router.clone()))
-                .route("/", page.clone())
-                .route("/join/{code}", page),
-        )
-        .fallback(rendezvous_service::not_found)
-        .method_not_allowed_fallback(rendezvous_service::method_not_allowed);
+    let routes = rendezvous_users::routes(users)
+        .merge(rendezvous_router::routes(router.clone()))
+        .route("/", page.clone())
+        .route("/join/{code}", page);
+    let (drained, until_drained) = tokio::sync::oneshot::channel::<()>();
+    let app = match args.metrics_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await?;
+            // Stops when `drained` drops, after the public server has drained.
+            tokio::spawn(rendezvous_service::serve_metrics(
+                listener,
+                metrics.clone(),
+                async move {
+                    let _ = until_drained.await;
+                },
+            ));
+            metrics.track(routes)
+        }
+        None => metrics.wrap(routes),
+    }
+    .fallback(rendezvous_service::not_found)
+    .method_not_allowed_fallback(rendezvous_service::method_not_allowed);
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "rendezvous is up");
@@ -68,6 +88,7 @@ pub async fn run(
     )
     .with_graceful_shutdown(router.drain_on(shutdown))
     .await?;
+    drop(drained);
     tracing::info!("closing every room");
     router.shutdown().await;
     housekeeping.abort();

@@ -16,7 +16,9 @@ pub struct Config {
 
     /// Reverse proxies in front of this router whose `X-Forwarded-*` headers are
     /// believed (the last N entries are theirs). 0: none, the headers are ignored.
-    #[arg(long, env = "RENDEZVOUS_TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    /// The flag (`--trusted-proxy-hops`) belongs to `rendezvous router` and to the
+    /// users service (which `up` shares), so it is set from there.
+    #[arg(skip)]
     pub trusted_proxy_hops: usize,
 
     /// How long a proxied WebSocket client may stay silent before the router pings

@@ -75,6 +75,19 @@ pub struct Args {
     #[arg(long, env = "RENDEZVOUS_TOKEN_AUDIENCE", default_value = "rendezvous")]
     pub token_audience: String,
 
+    /// Reverse proxies in front of this router whose `X-Forwarded-Host`/`-Proto` are
+    /// believed (the last N entries are theirs); 0: none.
+    #[arg(long, env = "RENDEZVOUS_TRUSTED_PROXY_HOPS", default_value_t = 0)]
+    pub trusted_proxy_hops: usize,
+
+    /// Address of `/metrics` (and `/healthz`), kept off the public listener.
+    #[arg(
+        long,
+        env = "RENDEZVOUS_METRICS_LISTEN",
+        default_value = "127.0.0.1:9092"
+    )]
+    pub metrics_listen: SocketAddr,
+
     #[command(flatten)]
     pub config: Config,
 }
@@ -237,19 +250,38 @@ impl Ctx {
         let Some(kube) = &self.kube else {
             return self.reg().update(id, |room| f(room).map(|(out, _)| out));
         };
-        for attempt in 0..UPDATE_ATTEMPTS {
-            let closing = self.reg().get(id)?.state == model::RoomState::Closing;
-            let obj = kube.fetch(id, attempt > 0).await.map_err(Error::Internal)?;
+        // The watch cache may lag behind (even behind this replica's own last write):
+        // it is only a first guess. A refusal computed from it is checked again on a
+        // fresh read, and a write computed from it is refused by the API server if stale.
+        let mut fresh = false;
+        for _ in 0..UPDATE_ATTEMPTS {
+            let (closing, known) = {
+                let reg = self.reg();
+                let room = reg.get(id)?;
+                (room.state == model::RoomState::Closing, room.revision)
+            };
+            let obj = kube.fetch(id, fresh).await.map_err(Error::Internal)?;
             let Some(obj) = obj else {
                 return Err(Error::RoomEnded);
             };
+            if !fresh && runtime::kube::revision(&obj) < known {
+                fresh = true;
+                continue;
+            }
             let Some(mut room) = kube.entry(&obj) else {
                 return Err(Error::RoomEnded);
             };
             if closing {
                 room.state = model::RoomState::Closing;
             }
-            let (out, changed) = f(&mut room)?;
+            let (out, changed) = match f(&mut room) {
+                Ok(v) => v,
+                Err(_) if !fresh => {
+                    fresh = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if !changed {
                 return Ok(out);
             }
@@ -265,7 +297,7 @@ impl Ctx {
                 }
                 Ok(None) => {
                     self.metrics.invite_conflicts.inc();
-                    continue;
+                    fresh = true;
                 }
                 Err(e) => return Err(Error::Internal(e)),
             }
@@ -374,13 +406,14 @@ async fn room_jwks(
 }
 
 /// Run the router alone until `shutdown` resolves; every room is closed on the way
-/// out (local runtime). Ends with an error if the runtime's event stream ends (in
-/// Kubernetes: the Room watch), since the router would then serve a stale view.
+/// out (local runtime).
 pub async fn run(
     args: Args,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let metrics = HttpMetrics::new("router");
+    let mut args = args;
+    args.config.trusted_proxy_hops = args.trusted_proxy_hops;
     let verifier = Verifier::from_jwks_url(
         args.users_jwks_url,
         Expect::new(args.token_issuer, args.token_audience),
@@ -392,13 +425,37 @@ pub async fn run(
             Ctx::kubernetes(args.config, verifier, metrics.registry(), client).await?
         }
     };
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let metrics_listener = tokio::net::TcpListener::bind(args.metrics_listen).await?;
+    serve(ctx, events, metrics, listener, metrics_listener, shutdown).await
+}
+
+/// Serve the room API on `listener` and `/metrics` on `metrics_listener` until
+/// `shutdown` resolves, then drain ([`Ctx::shutdown`]). Ends with an error if the
+/// runtime's event stream ends first (in Kubernetes: the Room watch), since the router
+/// would then serve a view of the rooms that no longer moves.
+pub async fn serve(
+    ctx: Ctx,
+    events: mpsc::Receiver<RoomEvent>,
+    metrics: HttpMetrics,
+    listener: tokio::net::TcpListener,
+    metrics_listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let mut follower = tokio::spawn(ctx.clone().follow_events(events));
+    let (drained, until_drained) = tokio::sync::oneshot::channel::<()>();
+    let metrics_server = tokio::spawn(rendezvous_service::serve_metrics(
+        metrics_listener,
+        metrics.clone(),
+        async move {
+            let _ = until_drained.await;
+        },
+    ));
     let app = metrics
-        .wrap(routes(ctx.clone()))
+        .track(routes(ctx.clone()))
         .route("/readyz", get(|| async { "ready" }))
         .fallback(rendezvous_service::not_found)
         .method_not_allowed_fallback(rendezvous_service::method_not_allowed);
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "router listening");
     let serve = axum::serve(listener, app).with_graceful_shutdown(ctx.drain_on(shutdown));
     let result = tokio::select! {
@@ -407,5 +464,7 @@ pub async fn run(
     };
     ctx.shutdown().await;
     follower.abort();
+    drop(drained);
+    let _ = metrics_server.await;
     result
 }

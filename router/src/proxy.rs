@@ -23,10 +23,11 @@ use std::pin::pin;
 use std::time::Duration;
 
 use axum::extract::ws::{self, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::Response;
 use futures::{SinkExt as _, StreamExt as _};
+use rendezvous_service::Path;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self as tung, client::IntoClientRequest as _};
 use tokio_util::sync::CancellationToken;

@@ -1,7 +1,7 @@
 //! Extractors whose failures are JSON error bodies, not axum's plain text.
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -51,6 +51,25 @@ fn rejection_response(r: JsonRejection) -> Response {
         _ => r.body_text(),
     };
     error_response(status, code, message)
+}
+
+/// Path parameters. A segment that does not decode (invalid percent-encoding or
+/// UTF-8) is refused with `invalid_path` (400) as a JSON body.
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(v)) => Ok(Path(v)),
+            Err(r) => Err(error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_path",
+                r.body_text(),
+            )),
+        }
+    }
 }
 
 /// The token of an `Authorization: Bearer` header, if any.

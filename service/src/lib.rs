@@ -1,9 +1,9 @@
 //! The shell every Rendezvous HTTP service shares.
 //!
 //! Owns: logging set-up ([`init_tracing`]), per-route HTTP metrics ([`HttpMetrics`]),
-//! the `/healthz` + `/metrics` routes, the JSON error response ([`error_response`]) and
-//! the process shutdown signal ([`shutdown_signal`]). Services own their routes and
-//! readiness checks; this crate owns none of their state.
+//! the `/healthz` route, the `/metrics` listener ([`serve_metrics`]), the JSON error
+//! response ([`error_response`]) and the process shutdown signal ([`shutdown_signal`]).
+//! Services own their routes and readiness checks; this crate owns none of their state.
 #![forbid(unsafe_code)]
 
 mod extract;
@@ -14,8 +14,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rendezvous_api::ErrorBody;
 
-pub use extract::{bearer_token, Json};
-pub use metrics::HttpMetrics;
+pub use extract::{bearer_token, Json, Path};
+pub use metrics::{serve_metrics, HttpMetrics};
 pub use trace::{method_label, request_span, trace_layer};
 
 /// How logs are written. `RENDEZVOUS_LOG_FORMAT=json` selects JSON (production);

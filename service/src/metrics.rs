@@ -1,8 +1,15 @@
-//! Per-route HTTP metrics and the `/metrics` + `/healthz` routes.
+//! Per-route HTTP metrics, the `/healthz` route, and the separate `/metrics` listener.
 //!
 //! Requests are labelled by the *matched route template* (`/api/users/{id}`), never
-//! the raw path, so label cardinality stays bounded whatever clients send.
+//! the raw path, and by method from a fixed set (anything else is `other`), so label
+//! cardinality stays bounded whatever clients send.
+//!
+//! Services add tracking to their public app with [`HttpMetrics::track`] and serve the
+//! exposition on a listener of its own with [`serve_metrics`], so the public port never
+//! shows operational data. [`HttpMetrics::wrap`] keeps both on one port for callers
+//! that have not moved yet.
 
+use std::future::Future;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -63,12 +70,26 @@ impl HttpMetrics {
         &self.registry
     }
 
-    /// Add the tracking middleware to `app` and the `/metrics` + `/healthz` routes
-    /// (which are themselves not tracked).
-    pub fn wrap<S: Clone + Send + Sync + 'static>(&self, app: Router<S>) -> Router<S> {
+    /// Add the tracking middleware and `/healthz` (itself not tracked) to `app`. No
+    /// `/metrics`: serve that with [`serve_metrics`] on its own listener.
+    pub fn track<S: Clone + Send + Sync + 'static>(&self, app: Router<S>) -> Router<S> {
         app.layer(axum::middleware::from_fn_with_state(self.clone(), track))
-            .route("/metrics", get(render).with_state(self.clone()))
             .route("/healthz", get(|| async { "ok" }))
+    }
+
+    /// [`Self::track`] plus `/metrics` on the same router, for a service whose one
+    /// port is both public and scraped.
+    pub fn wrap<S: Clone + Send + Sync + 'static>(&self, app: Router<S>) -> Router<S> {
+        self.track(app)
+            .route("/metrics", get(render).with_state(self.clone()))
+    }
+
+    /// A router with only `GET /metrics` (and JSON 404s for anything else).
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/metrics", get(render))
+            .with_state(self.clone())
+            .fallback(crate::not_found)
     }
 
     /// The Prometheus text exposition of every registered metric.
@@ -79,9 +100,22 @@ impl HttpMetrics {
     }
 }
 
+/// Serve `metrics`' `/metrics` on `listener` until `shutdown` resolves. Services run
+/// it beside their public server on `--metrics-listen`.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    metrics: HttpMetrics,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+    axum::serve(listener, metrics.router())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 async fn track(State(m): State<HttpMetrics>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    let method = crate::method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -89,7 +123,7 @@ async fn track(State(m): State<HttpMetrics>, req: Request, next: Next) -> Respon
         .unwrap_or_else(|| "unmatched".to_owned());
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
-    let labels = [method.as_str(), route.as_str(), status.as_str()];
+    let labels = [method, route.as_str(), status.as_str()];
     m.requests.with_label_values(&labels).inc();
     m.latency
         .with_label_values(&labels)
@@ -105,3 +139,6 @@ async fn render(State(m): State<HttpMetrics>) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests;

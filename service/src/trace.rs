@@ -29,8 +29,9 @@ pub fn trace_layer() -> RouteTraceLayer {
     tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span as MakeSpan)
 }
 
-/// A method as a bounded label: the standard methods by name, anything a client
-/// made up as `other`, so metrics and logs cannot be flooded with new values.
+/// A method as a bounded label: the standard methods by name, anything a client made
+/// up as `other` (any token is valid HTTP), so metrics and logs cannot be flooded
+/// with new values.
 pub fn method_label(m: &axum::http::Method) -> &'static str {
     use axum::http::Method;
     match *m {

@@ -1,5 +1,6 @@
 //! Configuration of the users service: flags and environment, defaults documented.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -69,9 +70,23 @@ pub struct Config {
     #[arg(long, env = "RENDEZVOUS_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
     pub max_body_bytes: usize,
 
-    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
-    #[arg(long, env = "RENDEZVOUS_TRUST_FORWARDED_FOR", default_value_t = false)]
-    pub trust_forwarded_for: bool,
+    /// How many proxies in front of this service append to `X-Forwarded-For`. The
+    /// client address (for the rate limits) is that many entries from the right; 0
+    /// uses the socket peer and ignores the header, which clients can forge. Behind one
+    /// Ingress, 1. At most 32.
+    #[arg(long, env = "RENDEZVOUS_TRUSTED_PROXY_HOPS", default_value_t = 0,
+        value_parser = clap::value_parser!(u8).range(..=32))]
+    pub trusted_proxy_hops: u8,
+
+    /// Password hashes (argon2id, 19 MiB each) computed at once. Default: the number
+    /// of CPUs, since more only queue for a core while holding their memory.
+    #[arg(long, env = "RENDEZVOUS_PASSWORD_HASH_CONCURRENCY")]
+    pub password_hash_concurrency: Option<NonZeroUsize>,
+
+    /// How long a request waits for a hashing slot before `503 busy` (with
+    /// `Retry-After`).
+    #[arg(long, env = "RENDEZVOUS_PASSWORD_HASH_WAIT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub password_hash_wait: Duration,
 }
 
 impl Config {
@@ -100,7 +115,16 @@ impl Config {
             login_per_address_per_minute: 1000,
             register_per_address_per_hour: 1000,
             max_body_bytes: 16 * 1024,
-            trust_forwarded_for: false,
+            trusted_proxy_hops: 0,
+            password_hash_concurrency: None,
+            password_hash_wait: Duration::from_secs(2),
         }
+    }
+
+    /// The bound on concurrent password hashes in force.
+    pub fn password_hash_concurrency(&self) -> usize {
+        self.password_hash_concurrency
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get)
     }
 }

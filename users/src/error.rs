@@ -33,6 +33,9 @@ pub enum Error {
     NotFound,
     #[error("too many attempts; retry in {} s", .0.as_secs().max(1))]
     RateLimited(Duration),
+    /// Every password-hashing slot stayed taken for the whole wait.
+    #[error("the service is busy; retry in {} s", .0.as_secs().max(1))]
+    Busy(Duration),
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error("internal error")]
@@ -55,6 +58,7 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Database(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -73,6 +77,7 @@ impl Error {
             Error::Conflict(_) => "username_taken",
             Error::NotFound => "not_found",
             Error::RateLimited(_) => "rate_limited",
+            Error::Busy(_) => "busy",
             Error::Database(_) | Error::Internal(_) => "internal",
         }
     }
@@ -81,13 +86,14 @@ impl Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        // Busy is load shedding, not a fault: counted in metrics, not logged per request.
+        if status.is_server_error() && !matches!(self, Error::Busy(_)) {
             // The cause goes to the log, not to the client.
             tracing::error!(error = ?self, "request failed");
         }
         let mut res = error_response(status, self.code(), self.to_string());
         match &self {
-            Error::RateLimited(wait) => {
+            Error::RateLimited(wait) | Error::Busy(wait) => {
                 let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
                 res.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(secs));

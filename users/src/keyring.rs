@@ -2,8 +2,11 @@
 //!
 //! Keys live in the database, so they survive restarts and every replica signs with
 //! the same key. [`Keyring::sync_at`] is the whole policy, run at start-up and then
-//! periodically: rotate when the active key is older than the rotation interval, keep
-//! publishing a retired key until every token it signed has expired, then forget it.
+//! every [`SYNC_PERIOD`]: when the signing key has signed for the rotation interval,
+//! add a successor that is published at once but signs only [`PUBLISH_AHEAD`] later,
+//! when every replica and every verifier's JWKS cache has it; sign with the newest
+//! key whose activation has passed; keep publishing a retired key until every token it
+//! signed has expired, then forget it.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -16,8 +19,25 @@ use rendezvous_auth::{Expect, KeySet, SigningKey, Verifier};
 use crate::error::{Error, Result};
 use crate::store::{KeyRow, Store};
 
-/// Extra time a retired key stays published beyond the access-token lifetime, to
-/// cover clock skew and verifiers' JWKS caches.
+/// How often each replica re-reads the keys (the housekeeping tick).
+pub const SYNC_PERIOD: Duration = Duration::from_secs(60);
+
+/// How long verifiers may cache the JWKS (`Cache-Control: max-age` of the route).
+pub const JWKS_MAX_AGE: Duration = Duration::from_secs(60);
+
+/// Tolerated difference between replicas' clocks.
+const CLOCK_SKEW: Duration = Duration::from_secs(30);
+
+/// Time from a key's creation to its first signature: every replica reads it within
+/// one sync period, every JWKS cache filled from a replica turns over within one
+/// max-age, plus clock skew. A verifier never meets a token whose key it could not
+/// have fetched.
+pub const PUBLISH_AHEAD: Duration =
+    Duration::from_secs(SYNC_PERIOD.as_secs() + JWKS_MAX_AGE.as_secs() + CLOCK_SKEW.as_secs());
+
+/// Extra time a retired key stays published beyond the access-token lifetime: a
+/// replica keeps signing with it until its first sync after the successor activates
+/// (one sync period), plus clock skew.
 const RETIRED_GRACE: Duration = Duration::from_secs(120);
 
 struct Current {
@@ -101,20 +121,30 @@ impl Keyring {
         let publish_for = (access_ttl + RETIRED_GRACE).as_secs() as i64;
         store.drop_keys_retired_before(now - publish_for).await?;
         let mut rows = store.keys().await?;
-        let due = match active(&rows) {
-            None => true,
-            Some(k) => force || now - k.created_at >= rotation_interval.as_secs() as i64,
+        let activates_at = match rows.iter().max_by_key(|r| (r.created_at, r.activates_at)) {
+            // A fresh database: no verifier knows any key yet, so sign at once.
+            None => Some(now),
+            Some(newest)
+                if force || now - newest.activates_at >= rotation_interval.as_secs() as i64 =>
+            {
+                Some(now + PUBLISH_AHEAD.as_secs() as i64)
+            }
+            Some(_) => None,
         };
-        if due {
+        if let Some(at) = activates_at {
             let key = SigningKey::generate()?;
             store
-                .rotate_in(key.kid(), &B64.encode(key.pkcs8()), now)
+                .rotate_in(key.kid(), &B64.encode(key.pkcs8()), now, at)
                 .await?;
-            tracing::info!(kid = key.kid(), "rotated the access-token signing key");
+            tracing::info!(
+                kid = key.kid(),
+                activates_at = at,
+                "added an access-token signing key"
+            );
             rows = store.keys().await?;
         }
-        let active =
-            active(&rows).ok_or_else(|| Error::Internal(anyhow::anyhow!("no active key")))?;
+        let active = signing(&rows, now)
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("no key is active yet")))?;
         let signer = decode(active)?;
         let mut jwks = JwkSet::default();
         for row in rows
@@ -127,11 +157,11 @@ impl Keyring {
     }
 }
 
-/// The newest unretired key.
-fn active(rows: &[KeyRow]) -> Option<&KeyRow> {
+/// The key that signs at `now`: the newest whose activation has passed.
+fn signing(rows: &[KeyRow], now: i64) -> Option<&KeyRow> {
     rows.iter()
-        .filter(|r| r.retired_at.is_none())
-        .max_by_key(|r| r.created_at)
+        .filter(|r| r.activates_at <= now)
+        .max_by_key(|r| (r.activates_at, r.created_at))
 }
 
 fn decode(row: &KeyRow) -> Result<SigningKey> {

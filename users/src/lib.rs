@@ -12,7 +12,7 @@ pub mod error;
 mod extract;
 pub mod keyring;
 pub mod model;
-mod password;
+pub mod password;
 mod ratelimit;
 pub mod routes;
 pub mod store;
@@ -21,12 +21,12 @@ mod validate;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use rendezvous_auth::{now_unix, Expect};
 use rendezvous_service::HttpMetrics;
+use tokio::net::TcpListener;
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -37,6 +37,15 @@ pub struct Args {
     /// Address to listen on.
     #[arg(long, env = "RENDEZVOUS_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
+
+    /// Address of `/metrics`, kept off the public listener. Loopback by default; set
+    /// e.g. `0.0.0.0:9091` where Prometheus scrapes from another host.
+    #[arg(
+        long,
+        env = "RENDEZVOUS_METRICS_LISTEN",
+        default_value = "127.0.0.1:9091"
+    )]
+    pub metrics_listen: SocketAddr,
 
     #[command(flatten)]
     pub config: Config,
@@ -67,6 +76,8 @@ pub struct Ctx {
     pub cfg: Arc<Config>,
     pub store: store::Store,
     pub keys: Arc<keyring::Keyring>,
+    /// The bounded password hasher (its peak is a test hook for the bound).
+    pub hasher: password::Hasher,
     limiters: ratelimit::Limiters,
     metrics: Metrics,
 }
@@ -83,8 +94,14 @@ impl Ctx {
             now_unix(),
         )
         .await?;
+        let hasher = password::Hasher::new(
+            cfg.password_hash_concurrency(),
+            cfg.password_hash_wait,
+            metrics.registry(),
+        );
         Ok(Self {
             limiters: ratelimit::Limiters::new(&cfg),
+            hasher,
             cfg: Arc::new(cfg),
             store,
             keys: Arc::new(keys),
@@ -94,8 +111,11 @@ impl Ctx {
 
     /// Rotate keys when due, purge expired refresh tokens, sweep limiters; forever.
     pub async fn housekeeping(self) {
-        // Once a minute: rotation is measured in days, limiter periods in minutes.
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        // Rotation is measured in days, limiter periods in minutes; the key sync period
+        // is also what the keyring's publish-ahead time is built on.
+        // The first tick waits a period: `Ctx::new` has just synced.
+        let start = tokio::time::Instant::now() + keyring::SYNC_PERIOD;
+        let mut tick = tokio::time::interval_at(start, keyring::SYNC_PERIOD);
         loop {
             tick.tick().await;
             if let Err(e) = self.keys.sync_at(now_unix(), false).await {
@@ -115,13 +135,14 @@ pub fn routes(ctx: Ctx) -> Router {
     let limit = ctx.cfg.max_body_bytes;
     routes::routes(ctx)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(rendezvous_service::trace_layer())
 }
 
-/// The complete users app: routes, JSON 404/405, `/metrics` and `/healthz`.
+/// The complete public users app: routes, JSON 404/405 and `/healthz`. `/metrics` is
+/// not here: [`serve`] puts it on its own listener.
 pub fn app(ctx: Ctx, metrics: &HttpMetrics) -> Router {
     metrics
-        .wrap(routes(ctx))
+        .track(routes(ctx))
         .fallback(rendezvous_service::not_found)
         .method_not_allowed_fallback(rendezvous_service::method_not_allowed)
 }
@@ -133,15 +154,49 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let metrics = HttpMetrics::new("users");
     let ctx = Ctx::new(args.config, &metrics).await?;
-    let housekeeping = tokio::spawn(ctx.clone().housekeeping());
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let listener = TcpListener::bind(args.listen).await?;
+    let metrics_listener = TcpListener::bind(args.metrics_listen).await?;
+    serve(ctx, metrics, listener, metrics_listener, shutdown).await
+}
+
+/// Serve `ctx` on `listener` and its metrics on `metrics_listener` until `shutdown`
+/// resolves, with housekeeping running. Metrics stay up while the public side drains.
+pub async fn serve(
+    ctx: Ctx,
+    metrics: HttpMetrics,
+    listener: TcpListener,
+    metrics_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "users service listening");
-    axum::serve(
+    let housekeeping = AbortOnDrop(tokio::spawn(ctx.clone().housekeeping()));
+    // Dropping `drained` (after the public server) stops the metrics server.
+    let (drained, until_drained) = tokio::sync::oneshot::channel::<()>();
+    let mut metrics_server = AbortOnDrop(tokio::spawn(rendezvous_service::serve_metrics(
+        metrics_listener,
+        metrics.clone(),
+        async move {
+            let _ = until_drained.await;
+        },
+    )));
+    let served = axum::serve(
         listener,
         app(ctx, &metrics).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await?;
-    housekeeping.abort();
-    Ok(())
+    .await;
+    drop(drained);
+    drop(housekeeping);
+    (&mut metrics_server.0).await??;
+    Ok(served?)
+}
+
+/// Aborts its task when dropped, so the helpers of an abandoned [`serve`] (a test's
+/// server task aborted) do not outlive it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

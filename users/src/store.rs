@@ -51,6 +51,9 @@ pub struct KeyRow {
     pub kid: String,
     pub private_key: String,
     pub created_at: i64,
+    /// When it starts signing (it is published from `created_at`).
+    pub activates_at: i64,
+    /// When its successor starts signing; it stays published a while after.
     pub retired_at: Option<i64>,
 }
 
@@ -277,7 +280,8 @@ impl Store {
 
     pub async fn keys(&self) -> Result<Vec<KeyRow>> {
         let rows = sqlx::query(
-            "SELECT kid, private_key, created_at, retired_at FROM signing_keys ORDER BY created_at, kid",
+            "SELECT kid, private_key, created_at, activates_at, retired_at FROM signing_keys
+             ORDER BY created_at, kid",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -287,25 +291,37 @@ impl Store {
                     kid: r.try_get("kid")?,
                     private_key: r.try_get("private_key")?,
                     created_at: r.try_get("created_at")?,
+                    activates_at: r.try_get("activates_at")?,
                     retired_at: r.try_get("retired_at")?,
                 })
             })
             .collect()
     }
 
-    /// Insert a new key and retire every other active one, atomically.
-    pub async fn rotate_in(&self, kid: &str, private_key: &str, now: i64) -> Result<()> {
+    /// Insert a new key that signs from `activates_at`, and retire every other
+    /// unretired key as of then, atomically.
+    pub async fn rotate_in(
+        &self,
+        kid: &str,
+        private_key: &str,
+        now: i64,
+        activates_at: i64,
+    ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL")
-            .bind(now)
+            .bind(activates_at)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO signing_keys (kid, private_key, created_at) VALUES ($1, $2, $3)")
-            .bind(kid)
-            .bind(private_key)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, private_key, created_at, activates_at)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(kid)
+        .bind(private_key)
+        .bind(now)
+        .bind(activates_at)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -14,21 +14,34 @@ async fn health_readiness_and_metrics() {
     );
     assert_eq!(app.send(app.http.get(app.url("/readyz"))).await.status, 200);
     app.login("nobody", "whatever-password").await;
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(
         text.contains(r#"rendezvous_users_http_requests_total{method="POST",route="/api/sessions",status="401"} 1"#),
         "{text}"
     );
     assert!(text.contains("rendezvous_users_http_request_duration_seconds_bucket"));
     assert!(text.contains("rendezvous_users_login_failures_total 1"));
+    assert!(text.contains("rendezvous_users_password_hashes_in_flight 0"));
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_the_metrics_listener_not_the_public_one() {
+    let app = common::spawn(Db::Sqlite).await.unwrap();
+    let r = app.send(app.http.get(app.url("/metrics"))).await;
+    assert_eq!((r.status, r.code()), (404, "not_found"));
+    assert_eq!(app.send(app.http.get(app.url("/readyz"))).await.status, 200);
+    let text = app.metrics().await;
+    assert!(
+        text.contains(
+            r#"rendezvous_users_http_requests_total{method="GET",route="/readyz",status="200"} 1"#
+        ),
+        "{text}"
+    );
+    // The metrics listener serves nothing else.
+    let other = reqwest::get(format!("{}/api/users/me", app.metrics_base))
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
 }
 
 #[tokio::test]
@@ -110,4 +123,66 @@ async fn registrations_are_rate_limited_per_address() {
         .await;
     assert_eq!((r.status, r.code()), (429, "rate_limited"));
     assert!(r.headers.contains_key("retry-after"));
+}
+
+async fn login_from(app: &common::TestApp, login: &str, xff: &str) -> common::Res {
+    app.send(
+        app.http
+            .post(app.url("/api/sessions"))
+            .header("x-forwarded-for", xff)
+            .json(&json!({"login": login, "password": "wrong password"})),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn rotating_forwarded_for_does_not_escape_the_address_limit() {
+    for hops in [0, 1] {
+        let app = common::spawn_with(Db::Sqlite, |c| {
+            c.login_per_address_per_minute = 3;
+            c.trusted_proxy_hops = hops;
+        })
+        .await
+        .unwrap();
+        // One client behind (at most) one proxy that appends the same address; the
+        // client forges a new leftmost entry each time, and another login each time
+        // so the per-account budget is not what stops it.
+        for i in 0..3 {
+            let r = login_from(
+                &app,
+                &format!("user{i}"),
+                &format!("10.9.9.{i}, 203.0.113.7"),
+            )
+            .await;
+            assert_eq!(r.status, 401, "hops={hops} attempt {i}: {}", r.body);
+        }
+        let r = login_from(&app, "user3", "10.9.9.3, 203.0.113.7").await;
+        assert_eq!((r.status, r.code()), (429, "rate_limited"), "hops={hops}");
+    }
+}
+
+#[tokio::test]
+async fn with_one_trusted_hop_the_rightmost_forwarded_entry_is_the_client() {
+    let app = common::spawn_with(Db::Sqlite, |c| {
+        c.login_per_address_per_minute = 1;
+        c.trusted_proxy_hops = 1;
+    })
+    .await
+    .unwrap();
+    // Every request comes from 127.0.0.1; the proxy says they are different clients.
+    assert_eq!(
+        login_from(&app, "u1", "6.6.6.6, 203.0.113.1").await.status,
+        401
+    );
+    assert_eq!(
+        login_from(&app, "u2", "6.6.6.6, 203.0.113.2").await.status,
+        401
+    );
+    assert_eq!(
+        login_from(&app, "u3", "6.6.6.6, 203.0.113.1").await.status,
+        429
+    );
+    // A proxy that did not append (no header): the socket peer, its own bucket.
+    assert_eq!(app.login("u4", "wrong password").await.status, 401);
+    assert_eq!(app.login("u5", "wrong password").await.status, 429);
 }

@@ -1,11 +1,11 @@
 //! Invite links: create and revoke (creator only).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::Router;
 use rendezvous_auth::now_unix;
-use rendezvous_service::Json;
+use rendezvous_service::{Json, Path};
 
 use super::{invite_view, AuthUser, BaseUrl};
 use crate::error::{Error, Result};
@@ -55,8 +55,16 @@ async fn create_invite(
     AuthUser(claims): AuthUser,
     BaseUrl(base): BaseUrl,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<InviteView>)> {
+    // Too large (or unreadable) is a JSON error like any other, not axum's plain text.
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
+        _ => Error::BadRequest {
+            code: "invalid_body",
+            message: e.body_text(),
+        },
+    })?;
     // The body is optional: no body means an unlimited invite.
     let req: CreateInviteRequest = if body.iter().all(u8::is_ascii_whitespace) {
         CreateInviteRequest::default()

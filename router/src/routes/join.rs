@@ -4,12 +4,12 @@
 //! double-click, a reconnect with an expired room token) spends nothing. A
 //! participant whose room token runs out asks `POST /api/rooms/{id}/token` instead.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::post;
 use axum::Router;
 use rendezvous_api::{AccessClaims, Grants};
 use rendezvous_auth::now_unix;
-use rendezvous_service::Json;
+use rendezvous_service::{Json, Path};
 
 use super::{room_view, ws_url, AuthUser, BaseUrl};
 use crate::error::{Error, Result};

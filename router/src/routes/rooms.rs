@@ -6,12 +6,12 @@
 
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
 use rendezvous_auth::now_unix;
-use rendezvous_service::Json;
+use rendezvous_service::{Json, Path};
 
 use super::{room_view, ws_url, AuthUser, BaseUrl};
 use crate::error::{Error, Result};

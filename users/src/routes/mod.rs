@@ -11,6 +11,7 @@ use axum::Router;
 use rendezvous_api::{ErrorBody, JwkSet};
 use utoipa::OpenApi;
 
+use crate::keyring::JWKS_MAX_AGE;
 use crate::Ctx;
 
 /// The public verifying keys of access tokens.
@@ -18,8 +19,12 @@ use crate::Ctx;
     responses((status = 200, description = "Ed25519 keys (RFC 8037)", body = JwkSet)))]
 pub async fn jwks(State(ctx): State<Ctx>) -> impl IntoResponse {
     (
-        // Verifiers may cache briefly; rotation publishes new keys well before use.
-        [(axum::http::header::CACHE_CONTROL, "public, max-age=60")],
+        // Verifiers may cache this long: a new key is published `PUBLISH_AHEAD` (more
+        // than this) before it signs anything.
+        [(
+            axum::http::header::CACHE_CONTROL,
+            format!("public, max-age={}", JWKS_MAX_AGE.as_secs()),
+        )],
         axum::Json((*ctx.keys.jwks()).clone()),
     )
 }

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::extract::ClientIp;
 use crate::model::{LoginRequest, RefreshRequest, Session, User};
 use crate::store::UserRow;
-use crate::{password, Ctx};
+use crate::Ctx;
 use rendezvous_service::Json;
 
 /// The stored form of a refresh token: SHA-256, hex. The token has 256 random bits,
@@ -77,6 +77,7 @@ pub(crate) async fn issue_session(
         (status = 401, description = "invalid_credentials", body = ErrorBody),
         (status = 422, description = "validation_failed", body = ErrorBody),
         (status = 429, description = "rate_limited (see Retry-After)", body = ErrorBody),
+        (status = 503, description = "busy: no password-hashing slot in time (see Retry-After)", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn login(
@@ -93,7 +94,10 @@ pub async fn login(
     }
     ctx.limiters.login(&login, ip)?;
     let user = ctx.store.user_by_login(&login).await?;
-    let ok = password::verify(req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+    let ok = ctx
+        .hasher
+        .verify(req.password, user.as_ref().map(|u| u.password_hash.clone()))
+        .await?;
     match user {
         Some(user) if ok => Ok(Json(issue_session(&ctx, &user, None).await?)),
         _ => {

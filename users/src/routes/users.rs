@@ -13,7 +13,7 @@ use crate::model::{
 };
 use crate::routes::sessions::issue_session;
 use crate::store::UserRow;
-use crate::{password, validate, Ctx};
+use crate::{validate, Ctx};
 use rendezvous_service::Json;
 
 /// Create an account and log it in.
@@ -23,6 +23,7 @@ use rendezvous_service::Json;
         (status = 409, description = "email_taken or username_taken", body = ErrorBody),
         (status = 422, description = "validation_failed", body = ErrorBody),
         (status = 429, description = "rate_limited", body = ErrorBody),
+        (status = 503, description = "busy (see Retry-After)", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn register(
@@ -41,7 +42,7 @@ pub async fn register(
         email,
         username,
         display_name,
-        password_hash: password::hash(req.password).await?,
+        password_hash: ctx.hasher.hash(req.password).await?,
         created_at: now,
     };
     ctx.store.insert_user(&user).await?;
@@ -125,12 +126,16 @@ pub async fn change_password(
 ) -> Result<Json<Session>> {
     validate::password(&req.new_password)?;
     let user = current(&ctx, &claims).await?;
-    if !password::verify(req.current_password, Some(user.password_hash.clone())).await? {
+    if !ctx
+        .hasher
+        .verify(req.current_password, Some(user.password_hash.clone()))
+        .await?
+    {
         return Err(Error::WrongPassword);
     }
     let now = now_unix();
     ctx.store
-        .set_password_hash(&user.id, &password::hash(req.new_password).await?, now)
+        .set_password_hash(&user.id, &ctx.hasher.hash(req.new_password).await?, now)
         .await?;
     ctx.store.revoke_all_for_user(&user.id, now).await?;
     Ok(Json(issue_session(&ctx, &user, None).await?))
@@ -151,7 +156,11 @@ pub async fn delete_me(
     Json(req): Json<DeleteAccountRequest>,
 ) -> Result<StatusCode> {
     let user = current(&ctx, &claims).await?;
-    if !password::verify(req.password, Some(user.password_hash.clone())).await? {
+    if !ctx
+        .hasher
+        .verify(req.password, Some(user.password_hash.clone()))
+        .await?
+    {
         return Err(Error::WrongPassword);
     }
     ctx.store.delete_user(&user.id).await?;

@@ -6,11 +6,10 @@
 //! is skipped locally, and fails under `CI=true`.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use rendezvous_service::HttpMetrics;
-use rendezvous_users::{app, Config, Ctx};
+use rendezvous_users::{serve, Config, Ctx};
 use serde_json::{json, Value};
 use sqlx::Connection as _;
 
@@ -22,6 +21,8 @@ pub enum Db {
 
 pub struct TestApp {
     pub base: String,
+    /// The metrics listener (`--metrics-listen`).
+    pub metrics_base: String,
     pub http: reqwest::Client,
     pub ctx: Ctx,
     pub database_url: String,
@@ -92,19 +93,22 @@ pub async fn spawn_on(
     tweak(&mut cfg);
     let metrics = HttpMetrics::new("users");
     let ctx = Ctx::new(cfg, &metrics).await.expect("users service starts");
-    let router = app(ctx.clone(), &metrics);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap()
-    });
+    let metrics_addr = metrics_listener.local_addr().unwrap();
+    // The service's own wiring (`run` minus binding), so tests see what production serves.
+    let served = serve(
+        ctx.clone(),
+        metrics,
+        listener,
+        metrics_listener,
+        std::future::pending(),
+    );
+    let server = tokio::spawn(async move { served.await.expect("users service runs") });
     TestApp {
         base: format!("http://{addr}"),
+        metrics_base: format!("http://{metrics_addr}"),
         http: reqwest::Client::new(),
         ctx,
         database_url,
@@ -132,6 +136,15 @@ impl Res {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The metrics exposition, from the metrics listener.
+    pub async fn metrics(&self) -> String {
+        let res = reqwest::get(format!("{}/metrics", self.metrics_base))
+            .await
+            .expect("metrics listener answers");
+        assert_eq!(res.status(), 200);
+        res.text().await.unwrap()
     }
 
     pub async fn send(&self, req: reqwest::RequestBuilder) -> Res {
