@@ -1,9 +1,10 @@
 //! The router's error type and its JSON rendering.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rendezvous_auth::AuthError;
-use rendezvous_service::error_response;
+pub use rendezvous_service::ApiError;
+use rendezvous_service::{api_error_response, AuthRejection};
 
 /// Everything a router request can fail with. Each variant has one stable code.
 #[derive(Debug, thiserror::Error)]
@@ -58,8 +59,8 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl Error {
-    pub fn status(&self) -> StatusCode {
+impl ApiError for Error {
+    fn status(&self) -> StatusCode {
         use Error::*;
         match self {
             Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -81,8 +82,7 @@ impl Error {
         }
     }
 
-    /// The stable code clients branch on.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         use Error::*;
         match self {
             Validation(_) => "validation_failed",
@@ -114,15 +114,15 @@ impl Error {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let status = self.status();
-        if status.is_server_error() {
-            tracing::error!(error = ?self, "request failed");
+        api_error_response(&self)
+    }
+}
+
+impl From<AuthRejection> for Error {
+    fn from(r: AuthRejection) -> Self {
+        match r {
+            AuthRejection::Missing => Error::Unauthenticated,
+            AuthRejection::Token(e) => Error::Token(e),
         }
-        let mut res = error_response(status, self.code(), self.to_string());
-        if status == StatusCode::UNAUTHORIZED {
-            res.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        res
     }
 }

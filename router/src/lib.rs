@@ -216,10 +216,7 @@ impl Ctx {
             tokens,
             verifier,
             metrics: metrics::Metrics::register(registry),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(2))
-                .build()
-                .unwrap_or_default(),
+            http: rendezvous_service::http_client(Duration::from_secs(2)),
             tasks: TaskTracker::new(),
             draining: CancellationToken::new(),
         }

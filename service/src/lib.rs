@@ -1,11 +1,16 @@
 //! The shell every Rendezvous HTTP service shares.
 //!
-//! Owns: logging set-up ([`init_tracing`]), per-route HTTP metrics ([`HttpMetrics`]),
-//! the `/healthz` route, the `/metrics` listener ([`serve_metrics`]), the JSON error
-//! response ([`error_response`]) and the process shutdown signal ([`shutdown_signal`]).
+//! Owns: logging set-up ([`init_tracing`]), request spans that name the route
+//! ([`trace_layer`]), per-route HTTP metrics ([`HttpMetrics`]), the `/healthz` route,
+//! the `/metrics` listener ([`serve_metrics`]), the JSON error response
+//! ([`error_response`], [`ApiError`]), the caller of a request ([`AuthUser`]),
+//! JSON-refusing extractors ([`Json`], [`Path`]), the client for calls between
+//! services ([`http_client`]) and the process shutdown signal ([`shutdown_signal`]).
 //! Services own their routes and readiness checks; this crate owns none of their state.
 #![forbid(unsafe_code)]
 
+mod auth;
+pub mod error;
 mod extract;
 mod metrics;
 mod trace;
@@ -14,6 +19,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rendezvous_api::ErrorBody;
 
+pub use auth::{AuthRejection, AuthUser, HasVerifier};
+pub use error::{api_error_response, http_client, ApiError};
 pub use extract::{bearer_token, Json, Path};
 pub use metrics::{serve_metrics, HttpMetrics};
 pub use trace::{method_label, request_span, trace_layer};

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rendezvous_auth::AuthError;
-use rendezvous_service::error_response;
+use rendezvous_service::{api_error_response, ApiError, AuthRejection};
 
 /// Everything a users-service request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -44,8 +44,8 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl Error {
-    pub fn status(&self) -> StatusCode {
+impl ApiError for Error {
+    fn status(&self) -> StatusCode {
         match self {
             Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unauthenticated
@@ -63,8 +63,7 @@ impl Error {
         }
     }
 
-    /// The stable code clients branch on.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             Error::Validation(_) => "validation_failed",
             Error::Unauthenticated => "unauthenticated",
@@ -81,30 +80,32 @@ impl Error {
             Error::Database(_) | Error::Internal(_) => "internal",
         }
     }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::RateLimited(wait) | Error::Busy(wait) => Some(*wait),
+            _ => None,
+        }
+    }
+
+    /// Busy is load shedding, not a fault: counted in metrics, not logged per request.
+    fn is_fault(&self) -> bool {
+        self.status().is_server_error() && !matches!(self, Error::Busy(_))
+    }
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let status = self.status();
-        // Busy is load shedding, not a fault: counted in metrics, not logged per request.
-        if status.is_server_error() && !matches!(self, Error::Busy(_)) {
-            // The cause goes to the log, not to the client.
-            tracing::error!(error = ?self, "request failed");
+        api_error_response(&self)
+    }
+}
+
+impl From<AuthRejection> for Error {
+    fn from(r: AuthRejection) -> Self {
+        match r {
+            AuthRejection::Missing => Error::Unauthenticated,
+            AuthRejection::Token(e) => Error::Token(e),
         }
-        let mut res = error_response(status, self.code(), self.to_string());
-        match &self {
-            Error::RateLimited(wait) | Error::Busy(wait) => {
-                let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-                res.headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            }
-            Error::Unauthenticated | Error::Token(_) if status == StatusCode::UNAUTHORIZED => {
-                res.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            _ => {}
-        }
-        res
     }
 }
 

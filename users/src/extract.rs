@@ -1,25 +1,20 @@
-//! Request extractors of the users service: the caller, and the client address.
+//! Request extractors of the users service: the caller (the shared
+//! [`AuthUser`]), and the client address.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
-use rendezvous_api::AccessClaims;
 
 use crate::error::Error;
 use crate::Ctx;
 
-/// The caller, from a valid access token in `Authorization: Bearer`.
-pub struct AuthUser(pub AccessClaims);
+pub use rendezvous_service::AuthUser;
 
-impl FromRequestParts<Ctx> for AuthUser {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, ctx: &Ctx) -> Result<Self, Error> {
-        let token = rendezvous_service::bearer_token(parts).ok_or(Error::Unauthenticated)?;
-        let claims = ctx.keys.verifier().verify::<AccessClaims>(token).await?;
-        Ok(AuthUser(claims))
+impl rendezvous_service::HasVerifier for Ctx {
+    fn verifier(&self) -> &rendezvous_auth::Verifier {
+        self.keys.verifier()
     }
 }
 

@@ -12,7 +12,7 @@ use rendezvous_auth::now_unix;
 use rendezvous_service::{Json, Path};
 
 use super::{room_view, ws_url, AuthUser, BaseUrl};
-use crate::error::{Error, Result};
+use crate::error::{ApiError as _, Error, Result};
 use crate::model::*;
 use crate::Ctx;
 

@@ -10,7 +10,6 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 use axum::Router;
-use rendezvous_api::AccessClaims;
 
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -24,15 +23,11 @@ pub fn router() -> Router<Ctx> {
         .merge(join::router())
 }
 
-/// The caller, from a valid users-service access token.
-pub struct AuthUser(pub AccessClaims);
+pub use rendezvous_service::AuthUser;
 
-impl FromRequestParts<Ctx> for AuthUser {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, ctx: &Ctx) -> Result<Self> {
-        let token = rendezvous_service::bearer_token(parts).ok_or(Error::Unauthenticated)?;
-        Ok(AuthUser(ctx.verifier.verify::<AccessClaims>(token).await?))
+impl rendezvous_service::HasVerifier for Ctx {
+    fn verifier(&self) -> &rendezvous_auth::Verifier {
+        &self.verifier
     }
 }
 

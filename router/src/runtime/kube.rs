@@ -189,10 +189,7 @@ impl KubeRuntime {
             store,
             tokens,
             stop_timeout,
-            http: reqwest::Client::builder()
-                .timeout(CLOSE_TIMEOUT)
-                .connect_timeout(CLOSE_TIMEOUT)
-                .build()?,
+            http: rendezvous_service::http_client(CLOSE_TIMEOUT),
         })
     }
 

@@ -69,10 +69,7 @@ impl LocalRuntime {
             start_timeout,
             events,
             children: Arc::default(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .unwrap_or_default(),
+            http: rendezvous_service::http_client(Duration::from_secs(5)),
         }
     }
 
