@@ -35,14 +35,31 @@ pub enum Command {
         #[arg(long, default_value = "crds")]
         out: std::path::PathBuf,
     },
-    /// Regenerate every generated file of a checkout from the code: the CRD YAML and
-    /// the room protocol document (`scripts/regen`; the test script checks them).
+    /// Regenerate every generated file of a checkout from the code: the CRD YAML, the
+    /// room protocol document and the OpenAPI document (`scripts/regen`; the test
+    /// script checks them).
     #[command(hide = true)]
     Gen {
         /// The repository's root.
         #[arg(long, default_value = ".")]
         root: std::path::PathBuf,
     },
+}
+
+/// The OpenAPI document of everything `rendezvous up` serves: the users API and the
+/// room API, in one. Committed as `docs/openapi.json` (see [`generate`]).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi as _;
+    let mut doc = rendezvous_users::routes::ApiDoc::openapi();
+    doc.merge(rendezvous_router::routes::ApiDoc::openapi());
+    doc.info.title = "Rendezvous API".into();
+    doc.info.description = Some(
+        "Accounts, sessions and token keys; rooms, invite links and room tokens. \
+         Errors are `{\"error\":{\"code\",\"message\"}}`. The room's WebSocket, \
+         `GET /rooms/{id}/ws`, speaks the protocol in room-server/docs/protocol.md."
+            .into(),
+    );
+    doc
 }
 
 /// Write the generated files under `root`; the paths written.
@@ -56,7 +73,9 @@ fn generate(root: &std::path::Path) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let fresh = rendezvous_room::protocol_doc::splice(&text)
         .with_context(|| format!("{} has lost its generated-section markers", doc.display()))?;
     std::fs::write(&doc, fresh)?;
-    Ok(vec![crd, doc])
+    let api = root.join("docs/openapi.json");
+    std::fs::write(&api, serde_json::to_string_pretty(&openapi())? + "\n")?;
+    Ok(vec![crd, doc, api])
 }
 
 impl Cli {

@@ -56,8 +56,10 @@ pub async fn run(
     let housekeeping = tokio::spawn(users.clone().housekeeping());
     let follower = tokio::spawn(router.clone().follow_events(events));
     let page = get(|| async { Html(INDEX) });
+    let doc = serde_json::to_value(crate::openapi())?;
     let routes = rendezvous_users::routes(users)
         .merge(rendezvous_router::routes(router.clone()))
+        .merge(rendezvous_service::openapi_route(doc))
         .route("/", page.clone())
         .route("/join/{code}", page);
     let (drained, until_drained) = tokio::sync::oneshot::channel::<()>();

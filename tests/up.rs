@@ -70,3 +70,45 @@ async fn room_token_kid(base: &str) -> String {
         .unwrap();
     jwks["keys"][0]["kid"].as_str().unwrap().to_owned()
 }
+
+/// `up` serves one OpenAPI document for both APIs, and it is the committed one.
+#[tokio::test]
+async fn up_serves_the_committed_openapi_document_of_both_apis() {
+    let up = common::start_up(&[]);
+    let (status, doc) = up
+        .call(reqwest::Method::GET, "/api/openapi.json", None, None)
+        .await;
+    assert_eq!(status, 200);
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/openapi.json"))
+            .expect("docs/openapi.json"),
+    )
+    .unwrap();
+    assert_eq!(
+        doc, committed,
+        "docs/openapi.json is stale: run scripts/regen"
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/api/users", "post"),
+        ("/api/sessions", "post"),
+        ("/api/rooms", "post"),
+        ("/api/rooms", "get"),
+        ("/api/rooms/{id}", "delete"),
+        ("/api/rooms/{id}/token", "post"),
+        ("/api/rooms/{id}/invites", "post"),
+        ("/api/rooms/{id}/invites/{invite}", "delete"),
+        ("/api/join/{code}", "post"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} undocumented"
+        );
+    }
+    let kind = &doc["components"]["schemas"]["CreateRoomRequest"]["properties"]["kind"];
+    assert_eq!(
+        kind["enum"],
+        serde_json::json!(["chat", "video", "both"]),
+        "{kind}"
+    );
+}

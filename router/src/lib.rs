@@ -19,7 +19,7 @@ pub mod metrics;
 pub mod model;
 mod proxy;
 pub mod registry;
-mod routes;
+pub mod routes;
 pub mod runtime;
 pub mod secret;
 pub mod tokens;
@@ -448,8 +448,12 @@ pub async fn serve(
             let _ = until_drained.await;
         },
     ));
+    let doc = {
+        use utoipa::OpenApi as _;
+        serde_json::to_value(routes::ApiDoc::openapi()).unwrap_or_default()
+    };
     let app = metrics
-        .track(routes(ctx.clone()))
+        .track(routes(ctx.clone()).merge(rendezvous_service::openapi_route(doc)))
         .route("/readyz", get(|| async { "ready" }))
         .fallback(rendezvous_service::not_found)
         .method_not_allowed_fallback(rendezvous_service::method_not_allowed);

@@ -1,12 +1,13 @@
 //! Request and response bodies of the room API (camelCase JSON).
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// What a room carries: one definition, the `Room` resource's.
 pub use rendezvous_crds::RoomKind;
 
 /// Where a room is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RoomState {
     Starting,
@@ -87,9 +88,10 @@ pub fn records(invites: &[Invite]) -> Vec<InviteRecord> {
 }
 
 /// `POST /api/rooms`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateRoomRequest {
+    #[schema(schema_with = room_kind_schema)]
     pub kind: RoomKind,
     pub title: String,
     pub max_participants: Option<u32>,
@@ -100,7 +102,7 @@ pub struct CreateRoomRequest {
 }
 
 /// `POST /api/rooms/{id}/invites`
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateInviteRequest {
     /// Seconds until the link stops working (default: never, within the room's life).
@@ -110,10 +112,11 @@ pub struct CreateInviteRequest {
 }
 
 /// A room as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomView {
     pub id: String,
+    #[schema(schema_with = room_kind_schema)]
     pub kind: RoomKind,
     pub title: String,
     /// The creator's user id.
@@ -134,7 +137,7 @@ pub struct RoomView {
 }
 
 /// An invite as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InviteView {
     pub id: String,
@@ -146,7 +149,7 @@ pub struct InviteView {
 }
 
 /// `POST /api/rooms/{id}/token`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoomTokenRequest {
     /// A room token this router issued for the same room and the same user; it may
@@ -155,7 +158,7 @@ pub struct RoomTokenRequest {
 }
 
 /// `POST /api/rooms/{id}/token`: a fresh room token, without spending an invite use.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RoomTokenResponse {
     pub token: String,
@@ -164,7 +167,7 @@ pub struct RoomTokenResponse {
 }
 
 /// `POST /api/join/{code}`
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JoinResponse {
     pub room: RoomView,
@@ -174,6 +177,17 @@ pub struct JoinResponse {
     pub expires_in: u64,
     /// Where to open the room's WebSocket (through this router).
     pub ws_url: String,
+}
+
+/// The schema of [`RoomKind`] (defined by the `Room` resource, which knows no OpenAPI
+/// crate): one of `chat`, `video`, `both`.
+fn room_kind_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(["chat", "video", "both"]))
+        .description(Some("What the room carries: chat, video, or both."))
+        .build()
 }
 
 pub fn rfc3339(unix: i64) -> String {

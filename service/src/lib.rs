@@ -50,6 +50,19 @@ pub fn error_response(status: StatusCode, code: &str, message: impl Into<String>
     (status, axum::Json(ErrorBody::new(code, message))).into_response()
 }
 
+/// `GET /api/openapi.json` serving `doc`: each binary serves the document of the
+/// APIs it runs (`rendezvous up` serves users and rooms in one).
+pub fn openapi_route(doc: serde_json::Value) -> axum::Router {
+    let doc = std::sync::Arc::new(doc);
+    axum::Router::new().route(
+        "/api/openapi.json",
+        axum::routing::get(move || {
+            let doc = doc.clone();
+            async move { axum::Json(doc.as_ref().clone()) }
+        }),
+    )
+}
+
 /// The fallback for unknown routes: a JSON 404 rather than an empty body.
 pub async fn not_found() -> Response {
     error_response(StatusCode::NOT_FOUND, "not_found", "no such route")

@@ -141,8 +141,10 @@ pub fn routes(ctx: Ctx) -> Router {
 /// The complete public users app: routes, JSON 404/405 and `/healthz`. `/metrics` is
 /// not here: [`serve`] puts it on its own listener.
 pub fn app(ctx: Ctx, metrics: &HttpMetrics) -> Router {
+    use utoipa::OpenApi as _;
+    let doc = serde_json::to_value(routes::ApiDoc::openapi()).unwrap_or_default();
     metrics
-        .track(routes(ctx))
+        .track(routes(ctx).merge(rendezvous_service::openapi_route(doc)))
         .fallback(rendezvous_service::not_found)
         .method_not_allowed_fallback(rendezvous_service::method_not_allowed)
 }

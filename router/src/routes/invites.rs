@@ -11,6 +11,7 @@ use super::{invite_view, AuthUser, BaseUrl};
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::Ctx;
+use rendezvous_api::ErrorBody;
 
 /// Most people one limited invite admits. Each is remembered on the room (so a
 /// person joining again spends no use), and a Room object's annotations are bounded.
@@ -49,8 +50,17 @@ pub(super) fn new_invite(
     })
 }
 
+#[utoipa::path(post, path = "/api/rooms/{id}/invites", tag = "invites", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Room id")),
+    request_body(content = CreateInviteRequest, description = "Optional: no body is an unlimited link"),
+    responses(
+        (status = 201, description = "The new link", body = InviteView),
+        (status = 403, description = "not_creator", body = ErrorBody),
+        (status = 409, description = "invite_limit_reached", body = ErrorBody),
+        (status = 422, description = "validation_failed", body = ErrorBody),
+    ))]
 /// `POST /api/rooms/{id}/invites`: another invite link (creator only).
-async fn create_invite(
+pub(super) async fn create_invite(
     State(ctx): State<Ctx>,
     AuthUser(claims): AuthUser,
     BaseUrl(base): BaseUrl,
@@ -91,8 +101,15 @@ async fn create_invite(
     Ok((StatusCode::CREATED, Json(invite_view(&base, &invite))))
 }
 
+#[utoipa::path(delete, path = "/api/rooms/{id}/invites/{invite}", tag = "invites", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Room id"), ("invite" = String, Path, description = "Invite id")),
+    responses(
+        (status = 204, description = "Revoked: the link answers 410 invite_revoked from now on"),
+        (status = 403, description = "not_creator", body = ErrorBody),
+        (status = 404, description = "room_not_found, invite_not_found", body = ErrorBody),
+    ))]
 /// `DELETE /api/rooms/{id}/invites/{invite}`: revoke an invite (creator only).
-async fn revoke_invite(
+pub(super) async fn revoke_invite(
     State(ctx): State<Ctx>,
     AuthUser(claims): AuthUser,
     Path((id, invite)): Path<(String, String)>,

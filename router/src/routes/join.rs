@@ -15,13 +15,24 @@ use super::{room_view, ws_url, AuthUser, BaseUrl};
 use crate::error::{ApiError as _, Error, Result};
 use crate::model::*;
 use crate::Ctx;
+use rendezvous_api::ErrorBody;
 
 pub fn router() -> Router<Ctx> {
     Router::new().route("/api/join/{code}", post(join))
 }
 
+/// Trade an invite link's code for a room token.
+#[utoipa::path(post, path = "/api/join/{code}", tag = "join", security(("bearer" = [])),
+    params(("code" = String, Path, description = "The code at the end of an invite link")),
+    responses(
+        (status = 200, description = "A room token and the WebSocket URL; the room as a joiner sees it (no links)", body = JoinResponse),
+        (status = 404, description = "invite_not_found", body = ErrorBody),
+        (status = 409, description = "room_full, room_not_ready", body = ErrorBody),
+        (status = 410, description = "room_closed, invite_revoked, invite_expired, invite_used_up", body = ErrorBody),
+        (status = 423, description = "room_locked", body = ErrorBody),
+    ))]
 #[tracing::instrument(skip_all, fields(user = %claims.sub))]
-async fn join(
+pub(super) async fn join(
     State(ctx): State<Ctx>,
     AuthUser(claims): AuthUser,
     BaseUrl(base): BaseUrl,

@@ -16,6 +16,28 @@ use crate::model::*;
 use crate::registry::Room;
 use crate::Ctx;
 
+/// The room API's OpenAPI document (served by `rendezvous router`; `rendezvous up`
+/// serves it merged with the users API's).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Rendezvous room API",
+        description = "Rooms, invite links, room tokens. Errors are `{\"error\":{\"code\",\"message\"}}`. The room's WebSocket, `GET /rooms/{id}/ws`, speaks the protocol in room-server/docs/protocol.md."
+    ),
+    paths(
+        rooms::create_room,
+        rooms::list_rooms,
+        rooms::get_room,
+        rooms::close_room,
+        rooms::refresh_token,
+        invites::create_invite,
+        invites::revoke_invite,
+        join::join,
+    ),
+    components(schemas(rendezvous_api::ErrorBody))
+)]
+pub struct ApiDoc;
+
 /// Every route of the room API.
 pub fn router() -> Router<Ctx> {
     rooms::router()

@@ -19,6 +19,7 @@ use crate::model::*;
 use crate::registry::Room;
 use crate::runtime::RoomSpec;
 use crate::Ctx;
+use rendezvous_api::ErrorBody;
 
 pub fn router() -> Router<Ctx> {
     Router::new()
@@ -95,9 +96,19 @@ fn validated_spec(
     })
 }
 
+#[utoipa::path(post, path = "/api/rooms", tag = "rooms", security(("bearer" = [])),
+    request_body = CreateRoomRequest,
+    responses(
+        (status = 201, description = "Started; the creator's view, with the first invite link", body = RoomView),
+        (status = 401, description = "unauthenticated, invalid_token, token_expired", body = ErrorBody),
+        (status = 409, description = "room_limit_reached", body = ErrorBody),
+        (status = 410, description = "room_ended: closed while it started", body = ErrorBody),
+        (status = 422, description = "validation_failed", body = ErrorBody),
+        (status = 503, description = "room_start_failed, at_capacity", body = ErrorBody),
+    ))]
 /// `POST /api/rooms`: start a room; the response holds its first invite link.
 #[tracing::instrument(skip_all, fields(user = %claims.sub))]
-async fn create_room(
+pub(super) async fn create_room(
     State(ctx): State<Ctx>,
     AuthUser(claims): AuthUser,
     BaseUrl(base): BaseUrl,
@@ -191,8 +202,10 @@ async fn finish_close(ctx: &Ctx, id: &str) -> Result<()> {
     Ok(())
 }
 
+#[utoipa::path(get, path = "/api/rooms", tag = "rooms", security(("bearer" = [])),
+    responses((status = 200, description = "The caller's live rooms, oldest first", body = [RoomView])))]
 /// `GET /api/rooms`: the caller's live rooms.
-async fn list_rooms(
+pub(super) async fn list_rooms(
     State(ctx): State<Ctx>,
     AuthUser(claims): AuthUser,
     BaseUrl(base): BaseUrl,
@@ -206,8 +219,16 @@ async fn list_rooms(
     )
 }
 
+#[utoipa::path(get, path = "/api/rooms/{id}", tag = "rooms", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Room id")),
+    responses(
+        (status = 200, description = "The room with its invites", body = RoomView),
+        (status = 403, description = "not_creator", body = ErrorBody),
+        (status = 404, description = "room_not_found", body = ErrorBody),
+        (status = 410, description = "room_ended", body = ErrorBody),
+    ))]
 /// `GET /api/rooms/{id}`: one of the caller's rooms.
-async fn get_room(
+pub(super) async fn get_room(
     State(ctx): State<Ctx>,
     AuthUser(claims): AuthUser,
     BaseUrl(base): BaseUrl,
@@ -217,9 +238,17 @@ async fn get_room(
     Ok(Json(room_view(&base, reg.owned(&id, &claims.sub)?, true)))
 }
 
+#[utoipa::path(delete, path = "/api/rooms/{id}", tag = "rooms", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Room id")),
+    responses(
+        (status = 204, description = "Closed (or closing already): everyone got room_closed"),
+        (status = 403, description = "not_creator", body = ErrorBody),
+        (status = 404, description = "room_not_found", body = ErrorBody),
+        (status = 410, description = "room_ended", body = ErrorBody),
+    ))]
 /// `DELETE /api/rooms/{id}`: close the room for everyone (creator only).
 #[tracing::instrument(skip_all, fields(user = %claims.sub, room = %id))]
-async fn close_room(
+pub(super) async fn close_room(
     State(ctx): State<Ctx>,
     AuthUser(claims): AuthUser,
     Path(id): Path<String>,
@@ -258,10 +287,19 @@ async fn close_room(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/rooms/{id}/token", tag = "rooms", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Room id")),
+    request_body = RoomTokenRequest,
+    responses(
+        (status = 200, description = "A fresh room token; no invite use spent", body = RoomTokenResponse),
+        (status = 401, description = "invalid_room_token: not this room's, or not this user's", body = ErrorBody),
+        (status = 409, description = "room_not_ready", body = ErrorBody),
+        (status = 410, description = "room_ended", body = ErrorBody),
+    ))]
 /// `POST /api/rooms/{id}/token`: a fresh room token for someone already admitted,
 /// who shows a room token of this room (expired or not) and the same user's access
 /// token. Spends no invite use.
-async fn refresh_token(
+pub(super) async fn refresh_token(
     State(ctx): State<Ctx>,
     AuthUser(claims): AuthUser,
     BaseUrl(base): BaseUrl,

@@ -66,12 +66,9 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-async fn openapi() -> impl IntoResponse {
-    axum::Json(ApiDoc::openapi())
-}
-
-/// Every route of the users service, without fallback, so `rendezvous up` can merge
-/// it with other services' routes.
+/// Every route of the users service, without fallback and without its OpenAPI
+/// document (see [`ApiDoc`]), so `rendezvous up` can merge it with other services'
+/// routes and serve one document for all.
 pub fn routes(ctx: Ctx) -> Router {
     Router::new()
         .route("/api/users", post(users::register))
@@ -88,7 +85,6 @@ pub fn routes(ctx: Ctx) -> Router {
         )
         .route("/api/sessions/refresh", post(sessions::refresh))
         .route("/.well-known/jwks.json", get(jwks))
-        .route("/api/openapi.json", get(openapi))
         .route("/readyz", get(readyz))
         .with_state(ctx)
 }
