@@ -3,8 +3,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rendezvous_auth::AuthError;
+use rendezvous_service::api_error_response;
 pub use rendezvous_service::ApiError;
-use rendezvous_service::{api_error_response, AuthRejection};
 
 /// Everything a router request can fail with. Each variant has one stable code.
 #[derive(Debug, thiserror::Error)]
@@ -115,14 +115,5 @@ impl ApiError for Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         api_error_response(&self)
-    }
-}
-
-impl From<AuthRejection> for Error {
-    fn from(r: AuthRejection) -> Self {
-        match r {
-            AuthRejection::Missing => Error::Unauthenticated,
-            AuthRejection::Token(e) => Error::Token(e),
-        }
     }
 }

@@ -218,9 +218,14 @@ impl Registry {
 
     /// Take in a room as the cluster holds it (a watch event or a write's answer),
     /// without limits: what the cluster holds is the truth. An entry read from an
-    /// older revision than the one kept is ignored, and a close this router started
-    /// stays a close.
+    /// older revision than the one kept is ignored, a close this router started stays
+    /// a close, and an ended room stays ended.
     pub fn upsert(&mut self, mut room: Room) {
+        // A room this router saw end does not come back from a late watch event (ids
+        // are never reused).
+        if self.ended_rooms.contains(&room.id) {
+            return;
+        }
         if let Some(old) = self.rooms.get(&room.id) {
             if old.revision.is_some() && old.revision >= room.revision {
                 return;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rendezvous_auth::AuthError;
-use rendezvous_service::{api_error_response, ApiError, AuthRejection};
+use rendezvous_service::{api_error_response, ApiError};
 
 /// Everything a users-service request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -97,15 +97,6 @@ impl ApiError for Error {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         api_error_response(&self)
-    }
-}
-
-impl From<AuthRejection> for Error {
-    fn from(r: AuthRejection) -> Self {
-        match r {
-            AuthRejection::Missing => Error::Unauthenticated,
-            AuthRejection::Token(e) => Error::Token(e),
-        }
     }
 }
 

@@ -210,8 +210,13 @@ fn the_watch_replaces_older_revisions_only_and_keeps_a_local_close() {
     // A close this router started survives a watch event from before the delete.
     r.set_closing("a");
     newer.revision = Some(7);
-    r.upsert(newer);
+    r.upsert(newer.clone());
     assert_eq!(r.get("a").unwrap().state, RoomState::Closing);
+    // Once it has ended, a late event from before its deletion does not revive it.
+    r.remove("a");
+    newer.revision = Some(8);
+    r.upsert(newer);
+    assert!(matches!(r.get("a"), Err(Error::RoomEnded)));
 }
 
 #[test]
