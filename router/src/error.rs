@@ -43,6 +43,8 @@ pub enum Error {
     RoomLimit(usize),
     #[error("this router is at its room capacity; try again later")]
     AtCapacity,
+    #[error("this router is shutting down; connect again to reach another")]
+    ShuttingDown,
     #[error("the room has {0} invites, the most allowed")]
     InviteLimit(usize),
     #[error("the room is not ready yet")]
@@ -75,7 +77,7 @@ impl ApiError for Error {
             }
             RoomLocked => StatusCode::LOCKED,
             RoomFull | RoomLimit(_) | InviteLimit(_) | RoomNotReady => StatusCode::CONFLICT,
-            AtCapacity | RoomStartFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AtCapacity | ShuttingDown | RoomStartFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -102,6 +104,7 @@ impl ApiError for Error {
             RoomFull => "room_full",
             RoomLimit(_) => "room_limit_reached",
             AtCapacity => "at_capacity",
+            ShuttingDown => "shutting_down",
             InviteLimit(_) => "invite_limit_reached",
             RoomNotReady => "room_not_ready",
             RoomStartFailed(_) => "room_start_failed",

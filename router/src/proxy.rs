@@ -63,7 +63,7 @@ pub async fn ws(
         room.endpoint.clone().ok_or(Error::RoomNotReady)?
     };
     if ctx.draining.is_cancelled() {
-        return Err(Error::AtCapacity);
+        return Err(Error::ShuttingDown);
     }
     let url = match query {
         Some(q) => format!("ws://{endpoint}/ws?{q}"),
