@@ -2,9 +2,12 @@
 //! replica serves them): every proxied socket gets 1012 (service restart), and the
 //! client reconnects through another router and resumes with nothing lost.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::WAIT;
 use futures::future::BoxFuture;
 use rendezvous_api::{AccessClaims, JwkSet};
 use rendezvous_auth::{Expect, KeySet, SigningKey, Verifier};
@@ -14,8 +17,6 @@ use rendezvous_router::runtime::local::LocalRuntime;
 use rendezvous_router::runtime::{RoomRuntime, RoomSpec};
 use rendezvous_router::{tokens::RoomTokens, Config, Ctx};
 use serde_json::{json, Value};
-
-const WAIT: Duration = Duration::from_secs(10);
 
 /// Local room processes that, like Pods, do not end with the router.
 struct Outliving(LocalRuntime);
@@ -123,13 +124,7 @@ async fn router_shutdown_sends_1012_and_clients_resume_elsewhere() {
         Some(json!({"kind": "chat", "title": "Rollout"})),
     )
     .await;
-    let code = room["inviteUrl"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let code = common::code_of(room["inviteUrl"].as_str().unwrap());
     let j = post(format!("{}/api/join/{code}", one.base), &ada, None).await;
     let token = j["token"].as_str().unwrap().to_owned();
     let mut a = RoomClient::connect(j["wsUrl"].as_str().unwrap(), &token)

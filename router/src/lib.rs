@@ -308,9 +308,6 @@ impl Ctx {
     pub async fn follow_events(self, mut rx: mpsc::Receiver<RoomEvent>) {
         while let Some(ev) = rx.recv().await {
             match ev {
-                RoomEvent::Ready { id, endpoint } => {
-                    self.reg().set_ready(&id, endpoint);
-                }
                 RoomEvent::Seen(room) => {
                     self.reg().upsert(*room);
                     self.sync_live_gauge();

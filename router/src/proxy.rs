@@ -194,10 +194,10 @@ async fn pump(mut client: WebSocket, fwd: Forward) {
     let room_side = async move {
         loop {
             match u_rx.next().await {
-                Some(Ok(tung::Message::Frame(_))) => {}
                 Some(Ok(m)) => {
                     let close = m.is_close();
-                    if to_client_tx.send(to_client(m)).await.is_err() || close {
+                    let Some(m) = to_client(m) else { continue };
+                    if to_client_tx.send(m).await.is_err() || close {
                         break;
                     }
                 }
@@ -241,8 +241,8 @@ fn to_upstream(m: ws::Message) -> tung::Message {
     }
 }
 
-fn to_client(m: tung::Message) -> ws::Message {
-    match m {
+fn to_client(m: tung::Message) -> Option<ws::Message> {
+    Some(match m {
         tung::Message::Text(t) => ws::Message::Text(t.as_str().into()),
         tung::Message::Binary(b) => ws::Message::Binary(b),
         tung::Message::Ping(b) => ws::Message::Ping(b),
@@ -252,6 +252,6 @@ fn to_client(m: tung::Message) -> ws::Message {
             reason: f.reason.as_str().into(),
         })),
         // Raw frames only appear when writing; a reader never yields one.
-        tung::Message::Frame(_) => ws::Message::Binary(Default::default()),
-    }
+        tung::Message::Frame(_) => return None,
+    })
 }

@@ -324,38 +324,11 @@ impl Registry {
         self.rooms.get(room_id).ok_or(Error::InviteRoomClosed)
     }
 
-    /// Add an invite to a room `user` created.
-    pub fn add_invite(
-        &mut self,
-        id: &str,
-        user: &str,
-        invite: Invite,
-        max_invites: usize,
-    ) -> Result<Invite> {
-        self.owned(id, user)?;
-        self.update(id, |room| room.add_invite(invite, max_invites))
-    }
-
-    /// Revoke an invite of a room `user` created. Revoked codes answer 410.
-    pub fn revoke_invite(&mut self, id: &str, user: &str, invite_id: &str) -> Result<()> {
-        self.owned(id, user)?;
-        self.update(id, |room| room.revoke_invite(invite_id).map(|_| ()))
-    }
-
     /// The room behind an invite code, if the invite still admits `user` at `now`.
     pub fn check_invite(&self, code: &str, user: &str, now: i64) -> Result<&Room> {
         let room = self.room_of_code(code)?;
         room.check_invite(code, user, now)?;
         Ok(room)
-    }
-
-    /// Check the invite again and count one use of it.
-    pub fn redeem(&mut self, code: &str, user: &str, now: i64) -> Result<Room> {
-        let id = self.room_of_code(code)?.id.clone();
-        self.update(&id, |room| {
-            room.redeem(code, user, now)?;
-            Ok(room.clone())
-        })
     }
 }
 

@@ -1,5 +1,24 @@
 use super::*;
 
+/// What the join handler does: find the code's room, count a use on it.
+fn redeem(r: &mut Registry, code: &str, user: &str, now: i64) -> Result<Room> {
+    let id = r.room_of_code(code)?.id.clone();
+    r.update(&id, |room| {
+        room.redeem(code, user, now).map(|_| room.clone())
+    })
+}
+
+/// What the invite handlers do: only the creator, then the change on the room.
+fn add_invite(r: &mut Registry, id: &str, user: &str, inv: Invite, max: usize) -> Result<Invite> {
+    r.owned(id, user)?;
+    r.update(id, |room| room.add_invite(inv, max))
+}
+
+fn revoke_invite(r: &mut Registry, id: &str, user: &str, invite_id: &str) -> Result<()> {
+    r.owned(id, user)?;
+    r.update(id, |room| room.revoke_invite(invite_id).map(|_| ()))
+}
+
 fn mk_invite(max_uses: Option<u32>, expires_at: Option<i64>) -> Invite {
     Invite {
         id: random_code(),
@@ -66,10 +85,10 @@ fn invites_expire_run_out_get_revoked_and_die_with_the_room() {
     r.insert(mk_room("a", "owner", inv), 10, 10).unwrap();
 
     // The creator does not use up the invite.
-    r.redeem(&code, "owner", 10).unwrap();
-    r.redeem(&code, "guest", 10).unwrap();
+    redeem(&mut r, &code, "owner", 10).unwrap();
+    redeem(&mut r, &code, "guest", 10).unwrap();
     assert!(matches!(
-        r.redeem(&code, "guest2", 10),
+        redeem(&mut r, &code, "guest2", 10),
         Err(Error::InviteUsedUp)
     ));
     assert!(matches!(
@@ -77,18 +96,16 @@ fn invites_expire_run_out_get_revoked_and_die_with_the_room() {
         Err(Error::InviteExpired)
     ));
 
-    let extra = r
-        .add_invite("a", "owner", mk_invite(None, None), 10)
-        .unwrap();
+    let extra = add_invite(&mut r, "a", "owner", mk_invite(None, None), 10).unwrap();
     assert!(matches!(
-        r.add_invite("a", "guest", mk_invite(None, None), 10),
+        add_invite(&mut r, "a", "guest", mk_invite(None, None), 10),
         Err(Error::NotCreator)
     ));
     assert!(matches!(
-        r.revoke_invite("a", "guest", &extra.id),
+        revoke_invite(&mut r, "a", "guest", &extra.id),
         Err(Error::NotCreator)
     ));
-    r.revoke_invite("a", "owner", &extra.id).unwrap();
+    revoke_invite(&mut r, "a", "owner", &extra.id).unwrap();
     assert!(matches!(
         r.check_invite(&extra.code, "guest", 10),
         Err(Error::InviteRevoked)
@@ -124,9 +141,9 @@ fn invite_count_is_bounded_and_starting_rooms_admit_nobody() {
         r.check_invite(&code, "g", 0),
         Err(Error::RoomNotReady)
     ));
-    r.add_invite("a", "o", mk_invite(None, None), 2).unwrap();
+    add_invite(&mut r, "a", "o", mk_invite(None, None), 2).unwrap();
     assert!(matches!(
-        r.add_invite("a", "o", mk_invite(None, None), 2),
+        add_invite(&mut r, "a", "o", mk_invite(None, None), 2),
         Err(Error::InviteLimit(2))
     ));
     r.set_ready("a", "127.0.0.1:2".into());
@@ -152,14 +169,14 @@ fn a_person_joining_again_spends_no_use() {
     r.insert(mk_room("a", "owner", inv), 10, 10).unwrap();
     // A double-click, a reconnect: one person, one use.
     for _ in 0..3 {
-        r.redeem(&code, "guest", 0).unwrap();
+        redeem(&mut r, &code, "guest", 0).unwrap();
     }
-    r.redeem(&code, "guest2", 0).unwrap();
+    redeem(&mut r, &code, "guest2", 0).unwrap();
     // Both admitted people may come back although the link is used up.
-    r.redeem(&code, "guest", 0).unwrap();
-    r.redeem(&code, "guest2", 0).unwrap();
+    redeem(&mut r, &code, "guest", 0).unwrap();
+    redeem(&mut r, &code, "guest2", 0).unwrap();
     assert!(matches!(
-        r.redeem(&code, "guest3", 0),
+        redeem(&mut r, &code, "guest3", 0),
         Err(Error::InviteUsedUp)
     ));
     let room = r.get("a").unwrap();

@@ -33,8 +33,6 @@ pub struct RoomSpec {
 /// A change in a room's life that the runtime noticed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoomEvent {
-    /// The room server accepts participants at `endpoint` (`host:port`).
-    Ready { id: String, endpoint: String },
     /// The room server is gone, for `reason`.
     Ended { id: String, reason: String },
     /// The room as the cluster holds it now (Kubernetes): the registry takes it in
@@ -47,7 +45,7 @@ pub enum RoomEvent {
 /// Starts and stops room servers.
 pub trait RoomRuntime: Send + Sync + 'static {
     /// Start a room. Resolves to `Some(endpoint)` when the room is already ready, or
-    /// `None` when readiness will arrive later as [`RoomEvent::Ready`].
+    /// `None` when readiness will arrive later, in a [`RoomEvent::Seen`].
     fn start(&self, spec: RoomSpec) -> BoxFuture<'_, anyhow::Result<Option<String>>>;
 
     /// End a room: everyone inside is told, then the server goes away. Resolves when
