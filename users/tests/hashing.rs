@@ -84,7 +84,10 @@ async fn fifty_concurrent_logins_stay_within_the_hash_bound() {
         "{peak} hashes ran at once, bound {BOUND}"
     );
     assert!(by_status.get(&503).is_some_and(|n| *n > 0), "{by_status:?}");
-    assert!(by_status.get(&200).is_some_and(|n| *n > 0), "{by_status:?}");
+    // Which requests win a slot is a race (on a slow machine only the first two may),
+    // so the first phase asserts that some were served, not which answer they got.
+    let served = by_status.get(&200).unwrap_or(&0) + by_status.get(&401).unwrap_or(&0);
+    assert!(served >= 1, "{by_status:?}");
     assert_eq!(app.ctx.hasher.in_flight(), 0, "every slot given back");
     let metrics = app.metrics().await;
     assert!(
@@ -105,9 +108,10 @@ async fn fifty_concurrent_logins_stay_within_the_hash_bound() {
     .unwrap();
     app.register("hana").await;
     let answers = burst(&app, 50).await;
-    assert!(
-        answers.iter().all(|(s, _, _)| *s == 200 || *s == 401),
-        "{answers:?}"
-    );
+    // Every third request carries hana's right password: those, and only those, log in.
+    for (i, (status, _, _)) in answers.iter().enumerate() {
+        let want = if i % 3 == 0 { 200 } else { 401 };
+        assert_eq!(*status, want, "request {i}: {answers:?}");
+    }
     assert!(app.ctx.hasher.peak_in_flight() <= BOUND);
 }
