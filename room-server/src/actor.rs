@@ -5,6 +5,7 @@
 //! Slow-consumer protection lives here: a frame that does not fit in a
 //! connection's outbox closes that connection (4012) instead of buffering more.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::core::{ConnId, Identity, Input, Output, Room};
 use crate::http::Occupancy;
 use crate::metrics::Metrics;
-use crate::protocol::{close_code, CloseReason};
+use crate::protocol::{close_code, close_reason_token, CloseReason};
 
 /// Inputs queued for the room task. Readers wait when it is full, which pushes
 /// back on clients over TCP; 4096 absorbs one frame from each of a few thousand
@@ -31,10 +32,11 @@ pub(crate) struct Outgoing {
 }
 
 /// Ask a connection's writer to close the socket.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct CloseCmd {
     pub code: u16,
-    pub reason: &'static str,
+    /// At most [`crate::protocol::MAX_CLOSE_REASON_BYTES`]; the core sees to it.
+    pub reason: Cow<'static, str>,
     /// Send the frames already queued first (false for slow consumers).
     pub drain: bool,
 }
@@ -162,7 +164,9 @@ fn apply_outputs(
                 }
                 Output::Close { conn, code, reason } => {
                     if let Some(handle) = conns.remove(&conn) {
-                        metrics.disconnects.with_label_values(&[reason]).inc();
+                        // The token only: a kick's text would be a label per kick.
+                        let label = close_reason_token(&reason);
+                        metrics.disconnects.with_label_values(&[label]).inc();
                         let cmd = CloseCmd {
                             code,
                             reason,
@@ -194,7 +198,7 @@ fn apply_outputs(
                     .inc();
                 let cmd = CloseCmd {
                     code: close_code::SLOW_CONSUMER,
-                    reason: "slow_consumer",
+                    reason: "slow_consumer".into(),
                     drain: false,
                 };
                 let _ = handle.close.try_send(cmd);

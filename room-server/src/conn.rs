@@ -4,9 +4,10 @@
 //! Parsing happens here, off the room task, so a burst of malformed frames costs
 //! the sender's connection task, not the room.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures::stream::{SplitSink, SplitStream};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -40,18 +41,19 @@ enum ReadEnd {
 /// Close a socket that was refused admission.
 pub(crate) async fn refuse(socket: WebSocket, code: u16, reason: &'static str) {
     let (mut sink, mut stream) = socket.split();
-    let _ = sink.send(close_message(code, reason)).await;
+    let _ = sink.send(close_message(code, reason.into())).await;
     let _ = tokio::time::timeout(CLOSE_LINGER, async {
         while stream.next().await.is_some() {}
     })
     .await;
 }
 
-fn close_message(code: u16, reason: &'static str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.into(),
-    }))
+fn close_message(code: u16, reason: Cow<'static, str>) -> Message {
+    let reason = match reason {
+        Cow::Borrowed(fixed) => Utf8Bytes::from_static(fixed),
+        Cow::Owned(text) => Utf8Bytes::from(text),
+    };
+    Message::Close(Some(CloseFrame { code, reason }))
 }
 
 /// Serve one admitted socket until it closes.
@@ -146,7 +148,7 @@ async fn run_joined(
             // because a dead peer's full TCP window can stall the writer.
             let cmd = CloseCmd {
                 code,
-                reason,
+                reason: reason.into(),
                 drain: false,
             };
             let _ = close_tx.try_send(cmd);
@@ -299,7 +301,7 @@ async fn write_loop(
             out = outbox.recv() => {
                 let Some(mut out) = out else {
                     // The room dropped this connection without a close: it is over.
-                    let _ = sink.send(close_message(close_code::NORMAL, "room_closed")).await;
+                    let _ = sink.send(close_message(close_code::NORMAL, "room_closed".into())).await;
                     return;
                 };
                 batch.clear();

@@ -24,6 +24,14 @@ pub const SUBPROTOCOL: &str = "rendezvous.v1";
 /// of characters valid in an HTTP token, so the JWT goes after the dot as is.
 pub const BEARER_PROTOCOL_PREFIX: &str = "bearer.";
 
+/// Longest kick `reason`, in characters: a sentence for the person kicked.
+pub const MAX_KICK_REASON_CHARS: usize = 200;
+
+/// Longest WebSocket close reason, in bytes of UTF-8 (RFC 6455 §5.5: a control
+/// frame carries at most 125 bytes, two of them the close code). A longer one is
+/// a protocol error that would cost the peer the whole close frame.
+pub const MAX_CLOSE_REASON_BYTES: usize = 123;
+
 /// Message types reserved for WebRTC signalling (the SFU issue); today they are
 /// answered with a `not_implemented` error.
 pub const RESERVED_TYPES: &[&str] = &["offer", "answer", "ice_candidate", "track"];
@@ -64,7 +72,11 @@ pub enum ClientMessage {
     Typing { typing: bool },
     /// Everything up to and including `upTo` has been read.
     Read { up_to: u64 },
-    /// Moderator: remove a participant; they cannot rejoin this room.
+    /// Moderator: remove a participant; they cannot rejoin this room. The optional
+    /// `reason` (≤ 200 characters, else `invalid_text`) reaches only the kicked
+    /// participant, as the close reason `kicked: REASON` (one line, cut to fit
+    /// the 123-byte limit of a close reason); everyone else sees `left` with
+    /// reason `kicked`.
     Kick {
         participant_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -266,7 +278,8 @@ pub enum ErrorCode {
     Malformed,
     /// A frame larger than the room's `maxFrameBytes`.
     FrameTooLarge,
-    /// A chat text longer than `maxTextChars` or empty.
+    /// A chat text longer than `maxTextChars` or empty, a bad emoji, or a kick
+    /// reason over 200 characters.
     InvalidText,
     /// Too many frames; the token bucket is empty.
     RateLimited,
@@ -312,7 +325,8 @@ pub mod close_code {
     pub const HELLO_REQUIRED: u16 = 4008;
     /// The client's protocol version is not supported.
     pub const UNSUPPORTED_VERSION: u16 = 4009;
-    /// A moderator kicked you.
+    /// A moderator kicked you; the reason is `kicked`, or `kicked: REASON` with
+    /// the moderator's reason.
     pub const KICKED: u16 = 4010;
     /// You could not keep up; your outbound queue overflowed.
     pub const SLOW_CONSUMER: u16 = 4012;
@@ -324,6 +338,13 @@ pub mod close_code {
     /// Too many joins (every `hello`, reconnects included) by this user; retry
     /// after `window / limit` (default 6 s). Mirrors HTTP 429.
     pub const JOIN_RATE_LIMITED: u16 = 4029;
+}
+
+/// The stable token a close reason starts with (`kicked` of `kicked: spam`):
+/// what clients should match on and metrics may use as a label, since the text
+/// after `: ` is a moderator's and unbounded in variety.
+pub fn close_reason_token(reason: &str) -> &str {
+    reason.split_once(": ").map_or(reason, |(token, _)| token)
 }
 
 /// Why a frame could not be parsed into a [`ClientMessage`].
@@ -443,6 +464,13 @@ mod tests {
         let json = env.to_json();
         assert_eq!(json, r#"{"seq":3,"ts":9,"type":"deleted","messageId":2}"#);
         assert_eq!(serde_json::from_str::<Envelope>(&json).unwrap(), env);
+    }
+
+    #[test]
+    fn close_reason_token_drops_the_moderators_text() {
+        assert_eq!(close_reason_token("kicked: spam: again"), "kicked");
+        assert_eq!(close_reason_token("kicked"), "kicked");
+        assert_eq!(close_reason_token("room_full"), "room_full");
     }
 
     #[test]

@@ -24,7 +24,7 @@ fn client_doc(msg: &ClientMessage) -> &'static str {
         ClientMessage::React { .. } => "Add a reaction, or take it back with `remove: true`. At most 32 distinct emoji per message.",
         ClientMessage::Typing { .. } => "Typing started (`true`, repeat while typing) or stopped. Only changes are broadcast; it expires by itself after the typing timeout.",
         ClientMessage::Read { .. } => "Mark everything up to `upTo` (a `seq`) as read. Receipts only move forward.",
-        ClientMessage::Kick { .. } => "Moderator: remove a participant (closed with 4010) and ban them from rejoining this room.",
+        ClientMessage::Kick { .. } => "Moderator: remove a participant (closed with 4010) and ban them from rejoining this room. The optional `reason` (≤ 200 characters, else `invalid_text` and nobody is kicked) reaches only the kicked participant, as the close reason `kicked: REASON`: trimmed, control characters replaced by spaces, and cut at a character boundary so the whole close reason fits in 123 bytes of UTF-8. With no (or a blank) reason it is `kicked`. Everyone else sees `left` with reason `kicked`, never the text.",
         ClientMessage::Mute { .. } => "Moderator: stop (or allow again) a participant's `send`, `edit`, `react` and `typing`.",
         ClientMessage::Lock { .. } => "Moderator: refuse new participants (4006); people within their grace period may still return.",
         ClientMessage::EndRoom {} => "Moderator: end the room for everyone (`room_closed` with reason `ended`).",
@@ -57,7 +57,7 @@ fn error_doc(code: ErrorCode) -> &'static str {
     match code {
         ErrorCode::Malformed => "not JSON, an unknown `type`, or missing/mistyped fields",
         ErrorCode::FrameTooLarge => "frame over `limits.maxFrameBytes` (over 4× that the socket closes with 1009)",
-        ErrorCode::InvalidText => "empty text, text over `limits.maxTextChars`, or a bad emoji",
+        ErrorCode::InvalidText => "empty text, text over `limits.maxTextChars`, a bad emoji, or a kick `reason` over 200 characters",
         ErrorCode::RateLimited => "token bucket empty: `rateLimitMessages` chat frames per `rateLimitWindowMs` (5× that for other frames)",
         ErrorCode::Forbidden => "the token lacks the grant (`chat` for chat and typing, `moderate` for moderation)",
         ErrorCode::Muted => "a moderator muted you",
@@ -144,7 +144,11 @@ const CLOSE_CODES: &[(u16, &str, &str)] = &[
         "unsupported_version",
         "`hello.protocolVersion` is not supported",
     ),
-    (close_code::KICKED, "kicked", "a moderator kicked you"),
+    (
+        close_code::KICKED,
+        "kicked / kicked: REASON",
+        "a moderator kicked you; `REASON` is the moderator's `reason` when they gave one (one line, at most 123 bytes in all)",
+    ),
     (
         close_code::SLOW_CONSUMER,
         "slow_consumer",
@@ -372,6 +376,7 @@ pub fn splice(doc: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::{MAX_CLOSE_REASON_BYTES, MAX_KICK_REASON_CHARS};
 
     #[test]
     fn protocol_doc_is_in_step_with_the_types() {
@@ -408,5 +413,18 @@ mod tests {
             );
         }
         assert_eq!(ERROR_CODES.len(), 11);
+    }
+
+    #[test]
+    fn the_kick_doc_states_the_limits_the_code_enforces() {
+        let kick = ClientMessage::Kick {
+            participant_id: "u2".into(),
+            reason: None,
+        };
+        let doc = client_doc(&kick);
+        assert!(doc.contains(&format!("≤ {MAX_KICK_REASON_CHARS} characters")));
+        assert!(doc.contains(&format!("{MAX_CLOSE_REASON_BYTES} bytes")));
+        let invalid = error_doc(ErrorCode::InvalidText);
+        assert!(invalid.contains(&format!("over {MAX_KICK_REASON_CHARS} characters")));
     }
 }

@@ -2,11 +2,15 @@
 //!
 //! Every refusal is an `error` event to the sender; none closes the connection.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use super::backlog::apply_reaction;
 use super::{ConnId, LeaveReason, Room, MAX_BANNED};
-use crate::protocol::{ChatMessage, ClientMessage, CloseReason, ErrorCode, ServerEvent};
+use crate::protocol::{
+    close_code, ChatMessage, ClientMessage, CloseReason, ErrorCode, ServerEvent,
+    MAX_CLOSE_REASON_BYTES, MAX_KICK_REASON_CHARS,
+};
 
 /// Distinct emoji per message: enough for any real conversation, small enough
 /// that reactions cannot outgrow the message.
@@ -103,8 +107,8 @@ impl Room {
             ClientMessage::Read { up_to } => self.read(now, id, up_to),
             ClientMessage::Kick {
                 participant_id,
-                reason: _,
-            } => self.kick(now, conn, &id, participant_id),
+                reason,
+            } => self.kick(now, conn, &id, participant_id, reason),
             ClientMessage::Mute {
                 participant_id,
                 muted,
@@ -116,7 +120,7 @@ impl Room {
                 }
             }
             ClientMessage::EndRoom {} => self.end(now, CloseReason::Ended),
-            ClientMessage::Leave {} => self.leave(now, &id, LeaveReason::Left),
+            ClientMessage::Leave {} => self.leave(now, &id),
         }
     }
 
@@ -304,7 +308,22 @@ impl Room {
         self.broadcast(now, event);
     }
 
-    fn kick(&mut self, now: Instant, conn: ConnId, by: &str, target: String) {
+    /// Only the kicked connection learns the moderator's `reason` (in its close
+    /// frame); everyone else sees `left` with reason `kicked`.
+    fn kick(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        by: &str,
+        target: String,
+        reason: Option<String>,
+    ) {
+        let chars = reason.as_deref().map_or(0, |r| r.chars().count());
+        if chars > MAX_KICK_REASON_CHARS {
+            let text =
+                format!("kick reason has {chars} characters; the limit is {MAX_KICK_REASON_CHARS}");
+            return self.error(now, conn, ErrorCode::InvalidText, text, None);
+        }
         if target == by {
             let text = "you cannot kick yourself; send `leave`";
             return self.error(now, conn, ErrorCode::UnexpectedMessage, text, None);
@@ -316,7 +335,8 @@ impl Room {
         if self.banned.len() < MAX_BANNED {
             self.banned.insert(target.clone());
         }
-        self.leave(now, &target, LeaveReason::Kicked);
+        let close = (close_code::KICKED, kick_close_reason(reason.as_deref()));
+        self.remove(now, &target, LeaveReason::Kicked, close);
     }
 
     fn mute(&mut self, now: Instant, conn: ConnId, by: String, target: String, muted: bool) {
@@ -335,4 +355,31 @@ impl Room {
         };
         self.broadcast(now, event);
     }
+}
+
+/// The close reason of a kicked connection: `kicked`, or `kicked: REASON` when the
+/// moderator gave one. Control characters become spaces (a reason is one line of
+/// text), and the text is cut at a character boundary to fit a close frame.
+fn kick_close_reason(reason: Option<&str>) -> Cow<'static, str> {
+    const TOKEN: &str = "kicked";
+    let printable: String = reason
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let text = printable.trim();
+    if text.is_empty() {
+        return Cow::Borrowed(TOKEN);
+    }
+    let mut out = format!("{TOKEN}: ");
+    let room = MAX_CLOSE_REASON_BYTES - out.len();
+    // `str::floor_char_boundary` is newer than our MSRV.
+    let end = text
+        .char_indices()
+        .map(|(i, c)| i + c.len_utf8())
+        .take_while(|end| *end <= room)
+        .last()
+        .unwrap_or(0);
+    out.push_str(text[..end].trim_end());
+    Cow::Owned(out)
 }

@@ -1,6 +1,7 @@
 //! Membership: joining (admission, welcome, resume), drops with a grace period,
 //! leaving, and the end of the room; plus the views a `welcome` is built from.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use super::{ConnId, Identity, Member, Output, Room, Standing};
@@ -34,7 +35,7 @@ impl Room {
             self.out.push_back(Output::Close {
                 conn: old,
                 code: close_code::REPLACED,
-                reason: "replaced",
+                reason: "replaced".into(),
             });
         }
         member.conn = Some(conn);
@@ -147,7 +148,7 @@ impl Room {
         member.conn = None;
         let was_typing = member.typing_until.take().is_some();
         if clean {
-            self.leave(now, &id, LeaveReason::Left);
+            self.leave(now, &id);
             return;
         }
         member.grace_until = Some(now + self.cfg.reconnect_grace);
@@ -163,18 +164,27 @@ impl Room {
         self.broadcast(now, ServerEvent::Disconnected { participant_id: id });
     }
 
-    /// Remove a member for good and tell everyone.
-    pub(super) fn leave(&mut self, now: Instant, id: &str, reason: LeaveReason) {
+    /// A member leaves of their own accord (`leave`, or a close with 1000).
+    pub(super) fn leave(&mut self, now: Instant, id: &str) {
+        let close = (close_code::NORMAL, Cow::Borrowed("left"));
+        self.remove(now, id, LeaveReason::Left, close);
+    }
+
+    /// Remove a member for good, close their connection (if any) with `close`,
+    /// and tell everyone why they left.
+    pub(super) fn remove(
+        &mut self,
+        now: Instant,
+        id: &str,
+        reason: LeaveReason,
+        (code, why): (u16, Cow<'static, str>),
+    ) {
         if let Some(member) = self.forget(id) {
             if let Some(conn) = member.conn {
                 self.conns.remove(&conn);
                 if self.conns.is_empty() {
                     self.idle_since = Some(now);
                 }
-                let (code, why) = match reason {
-                    LeaveReason::Kicked => (close_code::KICKED, "kicked"),
-                    _ => (close_code::NORMAL, "left"),
-                };
                 self.close(conn, code, why);
             }
             self.broadcast(

@@ -19,6 +19,7 @@ mod standing;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -101,11 +102,13 @@ pub enum Output {
     Send { conn: ConnId, frame: String },
     /// Send a serialized event to every joined connection.
     Broadcast { frame: String },
-    /// Close a connection after the frames already queued for it.
+    /// Close a connection after the frames already queued for it. `reason` starts
+    /// with the close code's stable token (`kicked`, `room_full`, ...); only a kick
+    /// appends `: ` and the moderator's words (see [`crate::protocol::close_reason_token`]).
     Close {
         conn: ConnId,
         code: u16,
-        reason: &'static str,
+        reason: Cow<'static, str>,
     },
     /// An `error` event was sent (for the rejected-frames metric).
     Rejected { code: ErrorCode },
@@ -320,7 +323,8 @@ impl Room {
         self.out.push_back(Output::Broadcast { frame });
     }
 
-    fn close(&mut self, conn: ConnId, code: u16, reason: &'static str) {
+    fn close(&mut self, conn: ConnId, code: u16, reason: impl Into<Cow<'static, str>>) {
+        let reason = reason.into();
         self.out.push_back(Output::Close { conn, code, reason });
     }
 

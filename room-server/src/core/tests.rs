@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use rendezvous_api::Grants;
 
 use super::*;
-use crate::protocol::ClientMessage;
+use crate::protocol::{ClientMessage, MAX_CLOSE_REASON_BYTES, MAX_KICK_REASON_CHARS};
 
 fn mk_config() -> RoomConfig {
     RoomConfig {
@@ -121,7 +121,7 @@ fn cap_lock_and_ban_refuse_new_identities() {
     assert!(out.contains(&Output::Close {
         conn: ConnId(9),
         code: close_code::ROOM_FULL,
-        reason: "room_full"
+        reason: "room_full".into()
     }));
     // A known identity may always come back.
     let out = h.join(10, "c", Grants::participant());
@@ -358,6 +358,110 @@ fn every_rejected_frame_gets_one_error_even_when_rate_limited() {
         assert_eq!(error_code(&out), Some(want), "frame {i}");
         assert_eq!(events(&out).len(), 1);
     }
+}
+
+fn kick(participant_id: &str, reason: Option<&str>) -> ClientMessage {
+    ClientMessage::Kick {
+        participant_id: participant_id.into(),
+        reason: reason.map(Into::into),
+    }
+}
+
+/// A moderator (conn 1) kicks "b" (conn 2): the outputs, and b's 4010 close reason.
+fn kick_b_with(reason: Option<&str>) -> (Vec<Output>, Option<String>) {
+    let mut h = Harness::new();
+    h.join(1, "mod", Grants::creator());
+    h.join(2, "b", Grants::participant());
+    let out = h.msg(1, kick("b", reason));
+    let why = out.iter().find_map(|o| match o {
+        Output::Close {
+            conn: ConnId(2),
+            code: close_code::KICKED,
+            reason,
+        } => Some(reason.to_string()),
+        _ => None,
+    });
+    (out, why)
+}
+
+#[test]
+fn the_kicked_connection_is_told_the_moderators_reason_and_others_only_kicked() {
+    let (out, _) = kick_b_with(Some("spam"));
+    assert!(out.contains(&Output::Close {
+        conn: ConnId(2),
+        code: close_code::KICKED,
+        reason: "kicked: spam".into(),
+    }));
+    assert!(matches!(
+        &events(&out)[..],
+        [ServerEvent::Left { participant_id, reason: LeaveReason::Kicked }] if participant_id == "b"
+    ));
+    let frames_mention_it = out.iter().any(|o| match o {
+        Output::Send { frame, .. } | Output::Broadcast { frame } => frame.contains("spam"),
+        _ => false,
+    });
+    assert!(!frames_mention_it, "the reason is for the kicked alone");
+}
+
+#[test]
+fn a_kick_reason_is_one_trimmed_line_and_a_blank_one_is_plain_kicked() {
+    assert_eq!(kick_b_with(None).1.as_deref(), Some("kicked"));
+    assert_eq!(kick_b_with(Some("")).1.as_deref(), Some("kicked"));
+    assert_eq!(
+        kick_b_with(Some(" \t\n\u{0} ")).1.as_deref(),
+        Some("kicked")
+    );
+    assert_eq!(
+        kick_b_with(Some("\tspam\r\nand\u{7}more  ")).1.as_deref(),
+        Some("kicked: spam  and more")
+    );
+}
+
+#[test]
+fn a_long_kick_reason_is_cut_at_a_char_boundary_to_fit_a_close_frame() {
+    // 60 two-byte characters and more: "kicked: " leaves room for 57 of them.
+    let reason = format!("{}{}", "é".repeat(60), "x".repeat(40));
+    let why = kick_b_with(Some(&reason)).1.expect("closed with 4010");
+    assert!(why.len() <= MAX_CLOSE_REASON_BYTES, "{} bytes", why.len());
+    assert_eq!(why, format!("kicked: {}", "é".repeat(57)));
+    assert!(std::str::from_utf8(why.as_bytes()).is_ok());
+
+    // A four-byte character that would end one byte past the limit is dropped whole.
+    let reason = format!(
+        "{}😀",
+        "a".repeat(MAX_CLOSE_REASON_BYTES - "kicked: ".len() - 1)
+    );
+    let why = kick_b_with(Some(&reason)).1.expect("closed with 4010");
+    assert_eq!(why.len(), MAX_CLOSE_REASON_BYTES - 1);
+    assert!(why.ends_with('a'));
+
+    // Exactly the limit in characters is accepted (and cut to fit).
+    let reason = "é".repeat(MAX_KICK_REASON_CHARS);
+    let why = kick_b_with(Some(&reason)).1.expect("closed with 4010");
+    assert!(why.len() <= MAX_CLOSE_REASON_BYTES);
+}
+
+#[test]
+fn an_over_long_kick_reason_is_refused_with_invalid_text_and_kicks_nobody() {
+    let mut h = Harness::new();
+    h.join(1, "mod", Grants::creator());
+    h.join(2, "b", Grants::participant());
+    let reason = "x".repeat(MAX_KICK_REASON_CHARS + 1);
+    let out = h.msg(1, kick("b", Some(&reason)));
+    assert!(!out.iter().any(|o| matches!(o, Output::Close { .. })));
+    assert!(out.contains(&Output::Rejected {
+        code: ErrorCode::InvalidText
+    }));
+    assert!(matches!(
+        &events(&out)[..],
+        [ServerEvent::Error {
+            code: ErrorCode::InvalidText,
+            ..
+        }]
+    ));
+    // "b" is still here, and not banned: they chat on.
+    assert_eq!(h.room.connected(), 2);
+    assert_eq!(error_code(&h.msg(2, send("still here"))), None);
 }
 
 mod prop;

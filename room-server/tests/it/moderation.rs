@@ -2,6 +2,7 @@
 
 use rendezvous_room::protocol::{
     close_code, ClientMessage, CloseReason, ErrorCode, LeaveReason, ServerEvent,
+    MAX_CLOSE_REASON_BYTES,
 };
 
 use crate::common::*;
@@ -14,7 +15,7 @@ async fn kick_closes_the_target_and_bans_them() {
     let mut b = room.join("b").await;
     m.send(&ClientMessage::Kick {
         participant_id: "b".into(),
-        reason: Some("spam".into()),
+        reason: None,
     })
     .await
     .unwrap();
@@ -30,6 +31,46 @@ async fn kick_closes_the_target_and_bans_them() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn the_kicked_client_reads_the_moderators_reason_in_the_close_frame() {
+    let room = TestRoom::start().await;
+    let m = room.join_mod("mod").await;
+    let mut a = room.join("a").await;
+    let mut b = room.join("b").await;
+    let mut c = room.join("c").await;
+    m.send(&ClientMessage::Kick {
+        participant_id: "b".into(),
+        reason: Some("too many puns".into()),
+    })
+    .await
+    .unwrap();
+    let (code, reason) = expect_close(&mut b).await;
+    assert_eq!(
+        (code, reason.as_str()),
+        (close_code::KICKED, "kicked: too many puns")
+    );
+    let env = expect_event(&mut a, |e| matches!(e, ServerEvent::Left { .. })).await;
+    assert!(
+        matches!(env.event, ServerEvent::Left { ref participant_id, reason: LeaveReason::Kicked } if participant_id == "b")
+    );
+
+    // A long multi-byte reason still makes a valid close frame, cut to fit.
+    m.send(&ClientMessage::Kick {
+        participant_id: "c".into(),
+        reason: Some("é".repeat(150)),
+    })
+    .await
+    .unwrap();
+    let (code, reason) = expect_close(&mut c).await;
+    assert_eq!(code, close_code::KICKED);
+    assert!(
+        reason.len() <= MAX_CLOSE_REASON_BYTES,
+        "{} bytes",
+        reason.len()
+    );
+    assert_eq!(reason, format!("kicked: {}", "é".repeat(57)));
 }
 
 #[tokio::test]

@@ -181,7 +181,7 @@ proptest! {
                 let out = h.input(Input::Join { conn: fuzzer, identity, resume_from: None });
                 if !h.room.conns.contains_key(&fuzzer) {
                     // Only a lock the fuzzer set itself keeps it out, and it is told so.
-                    let refused = Output::Close { conn: fuzzer, code: close_code::ROOM_LOCKED, reason: "room_locked" };
+                    let refused = Output::Close { conn: fuzzer, code: close_code::ROOM_LOCKED, reason: "room_locked".into() };
                     prop_assert!(moderator && out.contains(&refused), "rejoin refused: {:?}", out);
                     break;
                 }
