@@ -17,6 +17,12 @@ pub enum Error {
     Validation(String),
     #[error("authentication required")]
     Unauthenticated,
+    /// A browser-session call without the refresh cookie (code `unauthenticated`).
+    #[error("no browser session: the rdv_refresh cookie is missing; log in first")]
+    NoBrowserSession,
+    /// A browser-session call that may be a cross-site request forgery.
+    #[error("cross-site request refused: browser-session calls need the header `X-Rendezvous-CSRF: 1` and must come from this origin (Sec-Fetch-Site same-origin)")]
+    CsrfFailed,
     #[error(transparent)]
     Token(#[from] AuthError),
     #[error("wrong login or password")]
@@ -49,12 +55,13 @@ impl ApiError for Error {
         match self {
             Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unauthenticated
+            | Error::NoBrowserSession
             | Error::InvalidCredentials
             | Error::InvalidRefreshToken
             | Error::RefreshTokenReused => StatusCode::UNAUTHORIZED,
             Error::Token(e) if e.is_client_error() => StatusCode::UNAUTHORIZED,
             Error::Token(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::WrongPassword => StatusCode::FORBIDDEN,
+            Error::WrongPassword | Error::CsrfFailed => StatusCode::FORBIDDEN,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -66,7 +73,8 @@ impl ApiError for Error {
     fn code(&self) -> &'static str {
         match self {
             Error::Validation(_) => "validation_failed",
-            Error::Unauthenticated => "unauthenticated",
+            Error::Unauthenticated | Error::NoBrowserSession => "unauthenticated",
+            Error::CsrfFailed => "csrf_failed",
             Error::Token(e) => e.code(),
             Error::InvalidCredentials => "invalid_credentials",
             Error::WrongPassword => "wrong_password",

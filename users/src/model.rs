@@ -94,3 +94,30 @@ pub struct Session {
     pub expires_in: u64,
     pub user: User,
 }
+
+/// A log-in session as a browser's script sees it: a `Session` without the refresh
+/// token, which travels only in the HttpOnly `rdv_refresh` cookie.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BrowserSession {
+    /// EdDSA JWT; send as `Authorization: Bearer ...`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub user: User,
+}
+
+impl Session {
+    /// Split into what the page's script may see and the refresh token (for the cookie).
+    pub fn into_browser(self) -> (BrowserSession, String) {
+        let browser = BrowserSession {
+            access_token: self.access_token,
+            token_type: self.token_type,
+            expires_in: self.expires_in,
+            user: self.user,
+        };
+        (browser, self.refresh_token)
+    }
+}

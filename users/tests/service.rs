@@ -70,6 +70,10 @@ async fn openapi_documents_every_route() {
         ("/api/sessions", "post"),
         ("/api/sessions", "delete"),
         ("/api/sessions/refresh", "post"),
+        ("/api/browser/users", "post"),
+        ("/api/browser/sessions", "post"),
+        ("/api/browser/sessions", "delete"),
+        ("/api/browser/sessions/refresh", "post"),
         ("/.well-known/jwks.json", "get"),
     ] {
         assert!(
@@ -77,6 +81,11 @@ async fn openapi_documents_every_route() {
             "{method} {path} undocumented"
         );
     }
+    let browser = &doc["components"]["schemas"]["BrowserSession"]["properties"];
+    assert!(
+        browser.get("accessToken").is_some() && browser.get("refreshToken").is_none(),
+        "a browser session never carries the refresh token: {browser}"
+    );
     let schema = &doc["components"]["schemas"]["RegisterRequest"]["properties"];
     assert!(
         schema.get("displayName").is_some(),

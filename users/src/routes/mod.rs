@@ -1,5 +1,6 @@
 //! The users service's routes, and its OpenAPI document.
 
+pub mod browser;
 pub mod sessions;
 pub mod users;
 
@@ -12,6 +13,7 @@ use rendezvous_api::{ErrorBody, JwkSet};
 use utoipa::OpenApi;
 
 use crate::keyring::JWKS_MAX_AGE;
+use crate::model::BrowserSession;
 use crate::Ctx;
 
 /// The public verifying keys of access tokens.
@@ -47,9 +49,10 @@ pub async fn readyz(State(ctx): State<Ctx>) -> impl IntoResponse {
     info(title = "Rendezvous users API", description = "Accounts, sessions and token keys. Errors are `{\"error\":{\"code\",\"message\"}}`."),
     paths(
         users::register, users::me, users::update_me, users::change_password, users::delete_me,
-        sessions::login, sessions::refresh, sessions::logout, jwks,
+        sessions::login, sessions::refresh, sessions::logout,
+        browser::register, browser::login, browser::refresh, browser::logout, jwks,
     ),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, BrowserSession)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;
@@ -84,6 +87,12 @@ pub fn routes(ctx: Ctx) -> Router {
             post(sessions::login).delete(sessions::logout),
         )
         .route("/api/sessions/refresh", post(sessions::refresh))
+        .route("/api/browser/users", post(browser::register))
+        .route(
+            "/api/browser/sessions",
+            post(browser::login).delete(browser::logout),
+        )
+        .route("/api/browser/sessions/refresh", post(browser::refresh))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/readyz", get(readyz))
         .with_state(ctx)

@@ -1,4 +1,9 @@
 //! `/api/sessions`: log in, refresh (rotating, with reuse detection), log out.
+//!
+//! The cores ([`log_in`], [`rotate`], [`revoke`]) are shared with the browser
+//! routes (`browser`), which differ only in where the refresh token travels.
+
+use std::net::IpAddr;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -85,6 +90,12 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     Json(req): Json<LoginRequest>,
 ) -> Result<Json<Session>> {
+    Ok(Json(log_in(&ctx, ip, req).await?))
+}
+
+/// Every log-in (bearer or browser): rate limit, look the account up, verify the
+/// password (even for an unknown account, so timing tells nothing), issue a session.
+pub(crate) async fn log_in(ctx: &Ctx, ip: IpAddr, req: LoginRequest) -> Result<Session> {
     let login = req.login.trim().to_lowercase();
     if login.is_empty()
         || login.len() > crate::validate::EMAIL_MAX
@@ -99,7 +110,7 @@ pub async fn login(
         .verify(req.password, user.as_ref().map(|u| u.password_hash.clone()))
         .await?;
     match user {
-        Some(user) if ok => Ok(Json(issue_session(&ctx, &user, None).await?)),
+        Some(user) if ok => issue_session(ctx, &user, None).await,
         _ => {
             ctx.metrics.login_failures.inc();
             Err(Error::InvalidCredentials)
@@ -119,10 +130,16 @@ pub async fn refresh(
     State(ctx): State<Ctx>,
     Json(req): Json<RefreshRequest>,
 ) -> Result<Json<Session>> {
+    Ok(Json(rotate(&ctx, &req.refresh_token).await?))
+}
+
+/// Every refresh (bearer or browser): spend `token` once and issue the next session
+/// of its login; a token spent before revokes the whole login.
+pub(crate) async fn rotate(ctx: &Ctx, token: &str) -> Result<Session> {
     let now = now_unix();
     let row = ctx
         .store
-        .refresh_by_hash(&refresh_hash(&req.refresh_token))
+        .refresh_by_hash(&refresh_hash(token))
         .await?
         .ok_or(Error::InvalidRefreshToken)?;
     if row.revoked_at.is_some() || row.expires_at <= now {
@@ -139,9 +156,7 @@ pub async fn refresh(
         .user_by_id(&row.user_id)
         .await?
         .ok_or(Error::InvalidRefreshToken)?;
-    Ok(Json(
-        issue_session(&ctx, &user, Some(&row.family_id)).await?,
-    ))
+    issue_session(ctx, &user, Some(&row.family_id)).await
 }
 
 /// Log out: revoke the refresh token's whole login. Access tokens already issued
@@ -153,11 +168,17 @@ pub async fn refresh(
     ))]
 #[tracing::instrument(skip_all)]
 pub async fn logout(State(ctx): State<Ctx>, Json(req): Json<RefreshRequest>) -> Result<StatusCode> {
+    revoke(&ctx, &req.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every log-out (bearer or browser): revoke the login `token` belongs to, spent or
+/// not; `InvalidRefreshToken` when no such token was ever issued (or it was purged).
+pub(crate) async fn revoke(ctx: &Ctx, token: &str) -> Result<()> {
     let row = ctx
         .store
-        .refresh_by_hash(&refresh_hash(&req.refresh_token))
+        .refresh_by_hash(&refresh_hash(token))
         .await?
         .ok_or(Error::InvalidRefreshToken)?;
-    ctx.store.revoke_family(&row.family_id, now_unix()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    ctx.store.revoke_family(&row.family_id, now_unix()).await
 }

@@ -1,5 +1,7 @@
 //! `/api/users`: register, profile, change password, delete account.
 
+use std::net::IpAddr;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use rendezvous_api::ErrorBody;
@@ -31,6 +33,15 @@ pub async fn register(
     ClientIp(ip): ClientIp,
     Json(req): Json<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Session>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(create_account(&ctx, ip, req).await?),
+    ))
+}
+
+/// Every registration (bearer or browser): validate, rate limit, hash, store, and log
+/// the new account in.
+pub(crate) async fn create_account(ctx: &Ctx, ip: IpAddr, req: RegisterRequest) -> Result<Session> {
     let email = validate::email(&req.email)?;
     let username = validate::username(&req.username)?;
     let display_name = validate::display_name(&req.display_name)?;
@@ -47,10 +58,7 @@ pub async fn register(
     };
     ctx.store.insert_user(&user).await?;
     tracing::info!(user = %user.id, "registered");
-    Ok((
-        StatusCode::CREATED,
-        Json(issue_session(&ctx, &user, None).await?),
-    ))
+    issue_session(ctx, &user, None).await
 }
 
 async fn current(ctx: &Ctx, claims: &rendezvous_api::AccessClaims) -> Result<UserRow> {

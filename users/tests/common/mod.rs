@@ -214,15 +214,17 @@ impl TestApp {
 }
 
 /// Run each scenario against SQLite and PostgreSQL: `both!(name, ...)` expects
-/// `async fn name(app: TestApp)` in the calling module.
+/// `async fn name(app: TestApp)` in the calling module. `both!(with TWEAK; name, ...)`
+/// applies `TWEAK` (an `FnOnce(&mut Config)`) to the test config first. One `both!`
+/// per module (it defines `mod sqlite` and `mod postgres`).
 #[macro_export]
 macro_rules! both {
-    ($($name:ident),* $(,)?) => {
+    (with $tweak:expr; $($name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let app = $crate::common::spawn($crate::common::Db::Sqlite).await.unwrap();
+                    let app = $crate::common::spawn_with($crate::common::Db::Sqlite, $tweak).await.unwrap();
                     super::$name(app).await
                 }
             )*
@@ -231,10 +233,13 @@ macro_rules! both {
             $(
                 #[tokio::test]
                 async fn $name() {
-                    let Some(app) = $crate::common::spawn($crate::common::Db::Postgres).await else { return };
+                    let Some(app) = $crate::common::spawn_with($crate::common::Db::Postgres, $tweak).await else { return };
                     super::$name(app).await
                 }
             )*
         }
+    };
+    ($($name:ident),* $(,)?) => {
+        $crate::both!(with |_| {}; $($name),*);
     };
 }
