@@ -135,6 +135,63 @@ async fn create_invite_join_chat_and_close() {
     assert!(up.wait_exit(WAIT).await.success());
 }
 
+/// `GET /api/rooms` as `token`: the one room listed.
+async fn the_listed_room(up: &Up, token: &str) -> serde_json::Value {
+    let (status, rooms) = up.call(Method::GET, "/api/rooms", Some(token), None).await;
+    assert_eq!(status, 200, "{rooms}");
+    assert_eq!(rooms.as_array().map(Vec::len), Some(1), "{rooms}");
+    rooms[0].clone()
+}
+
+#[tokio::test]
+async fn listed_rooms_show_the_creators_name_and_who_is_inside() {
+    let up = common::start_up(&[]);
+    let ada = up.register("ada").await;
+    let bob = up.register("bob").await;
+    let room = create_room(&up, &ada, json!({"kind": "chat", "title": "Counted"})).await;
+    assert_eq!(room["creatorName"], "ada display");
+    let id = room["id"].as_str().unwrap();
+    let listed = the_listed_room(&up, &ada).await;
+    assert_eq!(listed["creatorName"], "ada display");
+    assert_eq!(listed["participants"], 0, "{listed}");
+
+    let _b = enter(&up, &bob, room["inviteUrl"].as_str().unwrap()).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while the_listed_room(&up, &ada).await["participants"] != 1 {
+        assert!(std::time::Instant::now() < deadline, "bob never counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_, one) = up
+        .call(Method::GET, &format!("/api/rooms/{id}"), Some(&ada), None)
+        .await;
+    assert_eq!(
+        (&one["participants"], &one["creatorName"]),
+        (&json!(1), &json!("ada display"))
+    );
+
+    // A room that does not answer: the count is unknown (null), and the listing does
+    // not wait for it longer than its short timeout.
+    let pid = up.children()[0].to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status();
+        assert!(ok.unwrap().success());
+    };
+    signal("-STOP");
+    let asked = std::time::Instant::now();
+    let listed = the_listed_room(&up, &ada).await;
+    let took = asked.elapsed();
+    signal("-CONT");
+    assert_eq!(listed["participants"], json!(null), "{listed}");
+    assert!(
+        listed.as_object().unwrap().contains_key("participants"),
+        "null, not absent"
+    );
+    assert!(took < Duration::from_secs(3), "waited {took:?}");
+    assert_eq!(the_listed_room(&up, &ada).await["participants"], 1);
+}
+
 #[tokio::test]
 async fn invites_expire_get_revoked_and_run_out() {
     let up = common::start_up(&[]);

@@ -99,12 +99,17 @@ async fn up_serves_the_committed_openapi_document_of_both_apis() {
         ("/api/rooms/{id}/invites", "post"),
         ("/api/rooms/{id}/invites/{invite}", "delete"),
         ("/api/join/{code}", "post"),
+        ("/api/join/{code}", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
             "{method} {path} undocumented"
         );
     }
+    assert!(
+        paths["/api/join/{code}"]["get"].get("security").is_none(),
+        "the invite preview needs no authentication"
+    );
     let kind = &doc["components"]["schemas"]["CreateRoomRequest"]["properties"]["kind"];
     assert_eq!(
         kind["enum"],

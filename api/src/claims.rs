@@ -2,6 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Longest display name, in characters (Unicode scalar values): what the users service
+/// accepts, so the longest `name` an access token carries. The `Room` resource bounds
+/// the creator's name it keeps (`creatorName`) by the same number.
+pub const DISPLAY_NAME_MAX_CHARS: u32 = 64;
+
 /// Claims of an access token minted by the users service (EdDSA JWT with a `kid`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessClaims {

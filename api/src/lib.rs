@@ -9,6 +9,6 @@ pub mod claims;
 pub mod error;
 pub mod jwks;
 
-pub use claims::{AccessClaims, Grants, RoomClaims};
+pub use claims::{AccessClaims, Grants, RoomClaims, DISPLAY_NAME_MAX_CHARS};
 pub use error::{ErrorBody, ErrorDetail};
 pub use jwks::{Jwk, JwkSet};

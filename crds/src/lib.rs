@@ -41,7 +41,7 @@ impl RoomKind {
     }
 }
 
-/// The desired room. `kind` and `creator` never change after creation.
+/// The desired room. `kind`, `creator` and `creatorName` never change after creation.
 // Each `printcolumn(...)` repeats `type_ = "string"`: clippy takes that for duplicates.
 #[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
@@ -82,6 +82,16 @@ pub struct RoomSpec {
     #[schemars(length(min = 1, max = 128))]
     #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "creator is immutable"}]))]
     pub creator: String,
+    /// The creator's display name when the room was opened (the `name` of their access
+    /// token), for the invite page: up to 64 characters
+    /// (`limits::CREATOR_NAME_MAX_CHARS`), no control characters. Empty in a Room
+    /// written without it (Rooms from before this field, or by hand), which then shows
+    /// no name. Immutable.
+    #[serde(default)]
+    #[schemars(length(max = limits::CREATOR_NAME_MAX_CHARS))]
+    #[schemars(regex(pattern = limits::CREATOR_NAME_PATTERN))]
+    #[schemars(extend("x-kubernetes-validations" = [{"rule": "self == oldSelf", "message": "creatorName is immutable"}]))]
+    pub creator_name: String,
     /// People in the room at once: 2 to 1000, default 50 (`limits::MAX_PARTICIPANTS`).
     #[serde(default = "limits::default_max_participants")]
     #[schemars(range(min = limits::MAX_PARTICIPANTS_MIN, max = limits::MAX_PARTICIPANTS_MAX))]
@@ -218,6 +228,7 @@ mod tests {
         let yaml = crd_yaml();
         assert!(yaml.contains("kind is immutable"));
         assert!(yaml.contains("creator is immutable"));
+        assert!(yaml.contains("creatorName is immutable"));
         assert!(yaml.contains("maximum: 1000"));
         assert!(yaml.contains("- chat"));
     }

@@ -12,6 +12,11 @@ use std::ops::RangeInclusive;
 /// and Rust's `chars().count()` count the same thing). A title has at least one.
 pub const TITLE_MAX_CHARS: u32 = 100;
 
+/// Longest `creatorName`, in characters: the display-name bound of the users service
+/// (a creator's name is the `name` of their access token). It may be empty: a Room
+/// written by hand without it shows no name.
+pub const CREATOR_NAME_MAX_CHARS: u32 = rendezvous_api::DISPLAY_NAME_MAX_CHARS;
+
 /// People in a room at once: at least two (a room for one is a notepad), at most what
 /// one room server is sized for.
 pub const MAX_PARTICIPANTS: RangeInclusive<u32> = 2..=1000;
@@ -60,6 +65,8 @@ const _: () = assert!(
 /// A title holds no control characters (Unicode category Cc, what Rust's
 /// `char::is_control` means). Go's regexp syntax, which the API server uses.
 pub const TITLE_PATTERN: &str = r"^\P{Cc}*$";
+/// A creator's name holds no control characters either (nor does a display name).
+pub const CREATOR_NAME_PATTERN: &str = TITLE_PATTERN;
 
 #[cfg(test)]
 mod tests {
@@ -104,6 +111,10 @@ mod tests {
         assert_eq!(title.min_length, Some(1));
         assert_eq!(title.max_length, Some(i64::from(TITLE_MAX_CHARS)));
         assert_eq!(title.pattern.as_deref(), Some(TITLE_PATTERN));
+        let name = field(&spec, "creatorName");
+        assert_eq!(name.min_length, None, "a hand-written Room may have none");
+        assert_eq!(name.max_length, Some(i64::from(CREATOR_NAME_MAX_CHARS)));
+        assert_eq!(name.pattern.as_deref(), Some(CREATOR_NAME_PATTERN));
         // Defaulted fields are optional: a minimal Room names only these.
         let mut required = spec.required.unwrap();
         required.sort();
@@ -120,5 +131,9 @@ mod tests {
         assert_eq!(spec.max_participants, DEFAULT_MAX_PARTICIPANTS);
         assert_eq!(spec.idle_timeout, DEFAULT_IDLE_TIMEOUT_SECS);
         assert_eq!(spec.max_duration, DEFAULT_MAX_DURATION_SECS);
+        assert_eq!(
+            spec.creator_name, "",
+            "a Room from before creatorName still parses"
+        );
     }
 }

@@ -68,6 +68,7 @@ fn room_spec() -> RoomSpec {
         kind: RoomKind::Chat,
         title: "bench".into(),
         creator: "bench".into(),
+        creator_name: "Bench".into(),
         max_participants: 10,
         idle_timeout: 3600,
         max_duration: 7200,

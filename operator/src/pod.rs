@@ -211,6 +211,7 @@ pub(crate) mod tests {
                 kind: RoomKind::Chat,
                 title: "Tea at four".into(),
                 creator: "ada".into(),
+                creator_name: "Ada".into(),
                 max_participants: 12,
                 idle_timeout: 300,
                 max_duration: 3600,

@@ -134,6 +134,12 @@ async fn api_server_rejects_invalid_rooms_with_the_schema_message() {
     let changed = apply(&room_yaml(&ns, "ok", 5).replace("creator: ada", "creator: eve"));
     let err = String::from_utf8_lossy(&changed.stderr);
     assert!(err.contains("creator is immutable"), "{err}");
+    let named =
+        room_yaml(&ns, "named", 5).replace("creator: ada", "creator: ada\n  creatorName: Ada");
+    assert!(apply(&named).status.success());
+    let renamed = apply(&named.replace("creatorName: Ada", "creatorName: Eve"));
+    let err = String::from_utf8_lossy(&renamed.stderr);
+    assert!(err.contains("creatorName is immutable"), "{err}");
     common::delete_namespace(&client, &ns).await;
 }
 

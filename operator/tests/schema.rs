@@ -31,6 +31,11 @@ async fn a_minimal_room_gets_the_defaults() {
     assert_eq!(room.spec.max_participants, DEFAULT_MAX_PARTICIPANTS);
     assert_eq!(room.spec.idle_timeout, DEFAULT_IDLE_TIMEOUT_SECS);
     assert_eq!(room.spec.max_duration, DEFAULT_MAX_DURATION_SECS);
+    // No creatorName: the API server stores an empty one, which is then as immutable
+    // as a given one.
+    let out = kubectl(&["-n", &ns, "get", "room", "tea", "-o", "json"], None);
+    let stored: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stored["spec"]["creatorName"], json!(""), "{stored}");
     common::delete_namespace(&admin, &ns).await;
 }
 
@@ -103,6 +108,17 @@ async fn rooms_outside_the_limits_are_refused_and_the_bounds_accepted() {
             .await
             .expect_err(&format!("title {bad:?} accepted"));
         assert!(err.contains("title"), "{bad:?}: {err}");
+    }
+    // The creator's name: optional (may be empty), a display name's length at most.
+    let name = "é".repeat(CREATOR_NAME_MAX_CHARS as usize);
+    for ok in [json!(""), json!(name)] {
+        try_spec(&api, with("creatorName", ok)).await.unwrap();
+    }
+    for bad in [format!("{name}x"), "Ada\nLovelace".into()] {
+        let err = try_spec(&api, with("creatorName", json!(bad)))
+            .await
+            .expect_err(&format!("creatorName {bad:?} accepted"));
+        assert!(err.contains("creatorName"), "{bad:?}: {err}");
     }
     common::delete_namespace(&admin, &ns).await;
 }

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod model;
 mod proxy;
 pub mod registry;
+pub mod room_status;
 pub mod routes;
 pub mod runtime;
 pub mod secret;

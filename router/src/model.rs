@@ -121,12 +121,21 @@ pub struct RoomView {
     pub title: String,
     /// The creator's user id.
     pub creator: String,
+    /// The creator's display name when the room was opened. Empty only for a `Room`
+    /// object written without one (by hand, or before rooms kept it).
+    pub creator_name: String,
     pub state: RoomState,
     /// RFC 3339.
     pub created_at: String,
     pub max_participants: u32,
     pub idle_timeout: u64,
     pub max_duration: u64,
+    /// People in the room now, as its room server counts them (seated, including
+    /// anyone inside a reconnect grace period), in `GET /api/rooms` and
+    /// `GET /api/rooms/{id}`. `null` when unknown: the room is not ready, did not
+    /// answer within a second, or the response is another one (create, join).
+    #[schema(required = true)]
+    pub participants: Option<u32>,
     /// The room's first live invite link (shown to the creator only; absent when
     /// every link has been revoked).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -177,6 +186,21 @@ pub struct JoinResponse {
     pub expires_in: u64,
     /// Where to open the room's WebSocket (through this router).
     pub ws_url: String,
+}
+
+/// `GET /api/join/{code}`: what an invite link leads to, for anyone holding it (no
+/// authentication). Nothing else: no room id, no invites, no counts, so the preview
+/// gives a link holder no more than the page shows.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewResponse {
+    pub title: String,
+    #[schema(schema_with = room_kind_schema)]
+    pub kind: RoomKind,
+    /// The creator's display name; empty for a room that keeps none.
+    pub creator_name: String,
+    /// `ready`: a link only previews while it would admit someone.
+    pub state: RoomState,
 }
 
 /// The schema of [`RoomKind`] (defined by the `Room` resource, which knows no OpenAPI

@@ -30,7 +30,11 @@ pub struct Room {
     pub id: String,
     pub kind: RoomKind,
     pub title: String,
+    /// The creator's user id.
     pub creator: String,
+    /// The creator's display name when the room was opened; empty for a `Room` object
+    /// written without one.
+    pub creator_name: String,
     pub created_at: i64,
     pub state: RoomState,
     /// `host:port` of the room server once it is ready.
@@ -85,6 +89,13 @@ impl Room {
     /// Whether the invite `code` still admits `user` at `now`. The creator, and anyone
     /// the invite admitted before, is never counted against `maxUses` again.
     pub fn check_invite(&self, code: &str, user: &str, now: i64) -> Result<&Invite> {
+        self.admits(code, Some(user), now)
+    }
+
+    /// Whether the invite `code` would admit somebody at `now`; `None` is nobody in
+    /// particular (an anonymous preview), for whom a used-up limited invite is used up:
+    /// that the asker is among the people it admitted before cannot be known.
+    fn admits(&self, code: &str, user: Option<&str>, now: i64) -> Result<&Invite> {
         match self.state {
             RoomState::Ready => {}
             RoomState::Starting => return Err(Error::RoomNotReady),
@@ -101,7 +112,7 @@ impl Room {
         if inv.expires_at.is_some_and(|t| t <= now) {
             return Err(Error::InviteExpired);
         }
-        let known = self.creator == user || inv.users.iter().any(|u| u == user);
+        let known = user.is_some_and(|u| self.creator == u || inv.users.iter().any(|v| v == u));
         if !known && inv.max_uses.is_some_and(|m| inv.uses >= m) {
             return Err(Error::InviteUsedUp);
         }
@@ -328,6 +339,15 @@ impl Registry {
     pub fn check_invite(&self, code: &str, user: &str, now: i64) -> Result<&Room> {
         let room = self.room_of_code(code)?;
         room.check_invite(code, user, now)?;
+        Ok(room)
+    }
+
+    /// The room behind an invite code, if the invite would admit somebody at `now`
+    /// who has not used it before: what an anonymous preview of the link may show.
+    /// Reads only; the same refusals as [`Registry::check_invite`].
+    pub fn preview(&self, code: &str, now: i64) -> Result<&Room> {
+        let room = self.room_of_code(code)?;
+        room.admits(code, None, now)?;
         Ok(room)
     }
 }

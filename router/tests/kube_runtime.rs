@@ -28,6 +28,7 @@ fn spec(id: &str) -> RoomSpec {
         kind: RoomKind::Chat,
         title: "Tea".into(),
         creator: "ada".into(),
+        creator_name: "Ada".into(),
         max_participants: 5,
         idle_timeout: Duration::from_secs(300),
         max_duration: Duration::from_secs(3600),
@@ -155,7 +156,7 @@ impl Router {
         let token = users
             .sign(&AccessClaims {
                 sub: user.into(),
-                name: user.into(),
+                name: display_name(user),
                 iat: now,
                 exp: now + 300,
                 iss: "users".into(),
@@ -203,6 +204,11 @@ impl Router {
             .await
             .unwrap()
     }
+}
+
+/// The display name in `user`'s access tokens.
+fn display_name(user: &str) -> String {
+    format!("{user} display")
 }
 
 fn code_of(url: &serde_json::Value) -> String {
@@ -309,6 +315,7 @@ async fn a_restarted_router_keeps_its_rooms_invite_links_and_token_keys() {
         .await;
     assert_eq!(status, 200, "{room}");
     assert_eq!(room["state"], "ready");
+    assert_eq!(room["creatorName"], display_name("ada"), "kept on the Room");
     assert_eq!(code_of(&room["inviteUrl"]), first);
     let invites = room["invites"].as_array().unwrap();
     let codes: Vec<String> = invites.iter().map(|i| code_of(&i["url"])).collect();
@@ -414,6 +421,29 @@ async fn two_router_replicas_share_one_truth() {
     .await;
     let (_, listed) = b.call(&users, "ada", Method::GET, "/api/rooms", None).await;
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    // The creator's name travels on the Room object: b knows the room from its watch,
+    // not from the request that created it.
+    assert_eq!(listed[0]["creatorName"], display_name("ada"), "{listed}");
+    let obj = Api::<Room>::namespaced(client.clone(), &ns)
+        .get(&id)
+        .await
+        .unwrap();
+    assert_eq!(obj.spec.creator_name, display_name("ada"));
+    // And the preview of its link, on either replica, without a token.
+    let first = code_of(&room["inviteUrl"]);
+    for r in [&a, &b] {
+        let preview: serde_json::Value = reqwest::get(format!("{}/api/join/{first}", r.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            preview,
+            serde_json::json!({"title": "Shared", "kind": "chat",
+                "creatorName": display_name("ada"), "state": "ready"})
+        );
+    }
 
     // An invite made on b; 20 people at once over both replicas; 5 get in.
     let (status, limited) = b

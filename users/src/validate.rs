@@ -8,7 +8,8 @@ use crate::error::{Error, Result};
 pub const EMAIL_MAX: usize = 254;
 pub const USERNAME_MIN: usize = 3;
 pub const USERNAME_MAX: usize = 32;
-pub const DISPLAY_NAME_MAX: usize = 64;
+/// Defined with the token claims: the `Room` resource keeps a creator's name within it.
+pub const DISPLAY_NAME_MAX: usize = rendezvous_api::DISPLAY_NAME_MAX_CHARS as usize;
 /// NIST SP 800-63B: at least 8; an upper bound keeps hashing cost bounded.
 pub const PASSWORD_MIN: usize = 8;
 pub const PASSWORD_MAX: usize = 256;

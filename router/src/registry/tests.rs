@@ -38,6 +38,7 @@ fn mk_room(id: &str, creator: &str, invite: Invite) -> Room {
         kind: RoomKind::Chat,
         title: "t".into(),
         creator: creator.into(),
+        creator_name: format!("{creator} display"),
         created_at: 0,
         state: RoomState::Ready,
         endpoint: Some("127.0.0.1:1".into()),
@@ -245,4 +246,28 @@ fn revoked_invites_are_kept_but_bounded() {
     }
     assert!(room.invites.len() <= 6, "{}", room.invites.len());
     assert!(room.first_live_invite().is_some());
+}
+
+#[test]
+fn a_preview_spends_nothing_and_refuses_like_a_join() {
+    let mut r = Registry::default();
+    let once = mk_invite(Some(1), None);
+    let code = once.code.clone();
+    r.insert(mk_room("a", "ada", once), 10, 10).unwrap();
+    assert_eq!(r.preview(&code, 0).unwrap().creator_name, "ada display");
+    assert_eq!(
+        r.preview(&code, 0).unwrap().invites[0].uses,
+        0,
+        "spends no use"
+    );
+    redeem(&mut r, &code, "bob", 0).unwrap();
+    // Used up by bob: an anonymous preview cannot know it is bob asking again.
+    assert!(matches!(r.preview(&code, 0), Err(Error::InviteUsedUp)));
+    assert!(r.check_invite(&code, "bob", 0).is_ok());
+    assert!(matches!(r.preview("nope", 0), Err(Error::InviteNotFound)));
+    let id = r.get("a").unwrap().invites[0].id.clone();
+    revoke_invite(&mut r, "a", "ada", &id).unwrap();
+    assert!(matches!(r.preview(&code, 0), Err(Error::InviteRevoked)));
+    r.remove("a");
+    assert!(matches!(r.preview(&code, 0), Err(Error::InviteRoomClosed)));
 }

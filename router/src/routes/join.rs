@@ -1,11 +1,16 @@
-//! `POST /api/join/{code}`: an invite link turned into a room token.
+//! `POST /api/join/{code}`: an invite link turned into a room token; and
+//! `GET /api/join/{code}`: what the link leads to, for the page to show before anyone
+//! logs in.
 //!
 //! A use of a limited invite is counted once per person: joining again (a
 //! double-click, a reconnect with an expired room token) spends nothing. A
 //! participant whose room token runs out asks `POST /api/rooms/{id}/token` instead.
+//! The preview asks for no authentication, spends nothing and changes nothing; it
+//! judges the link for nobody in particular, so a limited link that other people used
+//! up is used up to it, even when the one asking is among them.
 
 use axum::extract::State;
-use axum::routing::post;
+use axum::routing::get;
 use axum::Router;
 use rendezvous_api::{AccessClaims, Grants};
 use rendezvous_auth::now_unix;
@@ -14,11 +19,34 @@ use rendezvous_service::{Json, Path};
 use super::{room_view, ws_url, AuthUser, BaseUrl};
 use crate::error::{ApiError as _, Error, Result};
 use crate::model::*;
-use crate::Ctx;
+use crate::{room_status, Ctx};
 use rendezvous_api::ErrorBody;
 
 pub fn router() -> Router<Ctx> {
-    Router::new().route("/api/join/{code}", post(join))
+    Router::new().route("/api/join/{code}", get(preview).post(join))
+}
+
+/// What an invite link leads to, without authentication.
+#[utoipa::path(get, path = "/api/join/{code}", tag = "join",
+    params(("code" = String, Path, description = "The code at the end of an invite link")),
+    responses(
+        (status = 200, description = "The link would admit someone now: the room's title, kind and creator's name, nothing else. Spends no use.", body = PreviewResponse),
+        (status = 404, description = "invite_not_found", body = ErrorBody),
+        (status = 409, description = "room_not_ready", body = ErrorBody),
+        (status = 410, description = "room_closed, invite_revoked, invite_expired, invite_used_up (a limited link whose uses others spent: the preview cannot know whether the asker is one of them; POST tells)", body = ErrorBody),
+    ))]
+pub(super) async fn preview(
+    State(ctx): State<Ctx>,
+    Path(code): Path<String>,
+) -> Result<Json<PreviewResponse>> {
+    let reg = ctx.reg();
+    let room = reg.preview(&code, now_unix())?;
+    Ok(Json(PreviewResponse {
+        title: room.title.clone(),
+        kind: room.kind,
+        creator_name: room.creator_name.clone(),
+        state: room.state,
+    }))
 }
 
 /// Trade an invite link's code for a room token.
@@ -96,22 +124,7 @@ async fn join_inner(
 /// is a clear error here rather than a refused WebSocket later. A room that does not
 /// answer is not refused here: the room server enforces its own limits at admission.
 async fn check_room_admits(ctx: &Ctx, endpoint: &str) -> Result<()> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Status {
-        participants: u32,
-        max_participants: u32,
-        locked: bool,
-    }
-    let Ok(res) = ctx
-        .http
-        .get(format!("http://{endpoint}/status"))
-        .send()
-        .await
-    else {
-        return Ok(());
-    };
-    let Ok(s) = res.json::<Status>().await else {
+    let Some(s) = room_status::fetch(&ctx.http, endpoint, room_status::ADMIT_TIMEOUT).await else {
         return Ok(());
     };
     if s.locked {

@@ -1,6 +1,7 @@
 //! The room API, one module per resource: rooms (create, list, get, close, room-token
-//! refresh), invites (create, revoke) and join. This module holds what they share:
-//! the caller's identity, the trusted base URL, and the JSON views.
+//! refresh), invites (create, revoke) and join (and the link's preview). This module
+//! holds what they share: the caller's identity, the trusted base URL, and the JSON
+//! views.
 
 mod invites;
 mod join;
@@ -33,6 +34,7 @@ use crate::Ctx;
         invites::create_invite,
         invites::revoke_invite,
         join::join,
+        join::preview,
     ),
     components(schemas(rendezvous_api::ErrorBody))
 )]
@@ -125,19 +127,22 @@ fn invite_view(base: &str, i: &Invite) -> InviteView {
     }
 }
 
-/// A room as the API shows it. Only the creator sees its invite links: a joiner
-/// holding a single-use link must not learn an unlimited one.
+/// A room as the API shows it, without its participant count. Only the creator sees
+/// its invite links: a joiner holding a single-use link must not learn an unlimited one.
 pub(crate) fn room_view(base: &str, r: &Room, for_creator: bool) -> RoomView {
     RoomView {
         id: r.id.clone(),
         kind: r.kind,
         title: r.title.clone(),
         creator: r.creator.clone(),
+        creator_name: r.creator_name.clone(),
         state: r.state,
         created_at: rfc3339(r.created_at),
         max_participants: r.max_participants,
         idle_timeout: r.idle_timeout_secs,
         max_duration: r.max_duration_secs,
+        // Only the listings ask the room (`rooms::with_participants`).
+        participants: None,
         invite_url: for_creator
             .then(|| r.first_live_invite())
             .flatten()

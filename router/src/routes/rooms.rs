@@ -18,8 +18,8 @@ use crate::error::{Error, Result};
 use crate::model::*;
 use crate::registry::Room;
 use crate::runtime::RoomSpec;
-use crate::Ctx;
-use rendezvous_api::ErrorBody;
+use crate::{room_status, Ctx};
+use rendezvous_api::{AccessClaims, ErrorBody};
 
 pub fn router() -> Router<Ctx> {
     Router::new()
@@ -39,7 +39,7 @@ fn within(v: u64, range: &std::ops::RangeInclusive<u32>) -> bool {
 fn validated_spec(
     ctx: &Ctx,
     id: String,
-    creator: String,
+    creator: &AccessClaims,
     req: &CreateRoomRequest,
 ) -> Result<RoomSpec> {
     use rendezvous_crds::limits;
@@ -88,12 +88,28 @@ fn validated_spec(
         id,
         kind: req.kind,
         title: title.to_owned(),
-        creator,
+        creator: creator.sub.clone(),
+        creator_name: creator_name(&creator.name),
         max_participants: participants,
         idle_timeout: Duration::from_secs(idle),
         max_duration: Duration::from_secs(max),
         invites: Vec::new(),
     })
+}
+
+/// The creator's name as a room keeps it: the access token's `name`, which the users
+/// service bounds already (`DISPLAY_NAME_MAX_CHARS`, no control characters). A token
+/// from elsewhere with a longer or odder name gets it shortened and cleaned for display
+/// rather than a room that fails to start (the `Room` schema refuses such a name).
+fn creator_name(name: &str) -> String {
+    let max = rendezvous_crds::limits::CREATOR_NAME_MAX_CHARS as usize;
+    name.trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect::<String>()
+        .trim_end()
+        .to_owned()
 }
 
 #[utoipa::path(post, path = "/api/rooms", tag = "rooms", security(("bearer" = [])),
@@ -116,7 +132,7 @@ pub(super) async fn create_room(
 ) -> Result<(StatusCode, Json<RoomView>)> {
     let now = now_unix();
     let id = uuid::Uuid::new_v4().simple().to_string();
-    let mut spec = validated_spec(&ctx, id.clone(), claims.sub.clone(), &req)?;
+    let mut spec = validated_spec(&ctx, id.clone(), &claims, &req)?;
     let first = super::invites::new_invite(&ctx, &id, now, &CreateInviteRequest::default())?;
     spec.invites = vec![first.record()];
     let room = Room {
@@ -124,6 +140,7 @@ pub(super) async fn create_room(
         kind: spec.kind,
         title: spec.title.clone(),
         creator: claims.sub.clone(),
+        creator_name: spec.creator_name.clone(),
         created_at: now,
         state: RoomState::Starting,
         endpoint: None,
@@ -202,27 +219,47 @@ async fn finish_close(ctx: &Ctx, id: &str) -> Result<()> {
     Ok(())
 }
 
+/// The creator's views of `rooms`, each with the participant count its room server
+/// gives within [`room_status::LIST_TIMEOUT`] (all asked at once; `None` when a room
+/// is not ready or does not answer).
+async fn with_participants(ctx: &Ctx, base: &str, rooms: &[Room]) -> Vec<RoomView> {
+    let endpoints: Vec<Option<String>> = rooms
+        .iter()
+        .map(|r| match r.state {
+            RoomState::Ready => r.endpoint.clone(),
+            _ => None,
+        })
+        .collect();
+    let mut views: Vec<RoomView> = rooms.iter().map(|r| room_view(base, r, true)).collect();
+    let statuses = room_status::fetch_all(&ctx.http, &endpoints, room_status::LIST_TIMEOUT).await;
+    for (view, status) in views.iter_mut().zip(statuses) {
+        view.participants = status.map(|s| s.participants);
+    }
+    views
+}
+
 #[utoipa::path(get, path = "/api/rooms", tag = "rooms", security(("bearer" = [])),
-    responses((status = 200, description = "The caller's live rooms, oldest first", body = [RoomView])))]
+    responses((status = 200, description = "The caller's live rooms, oldest first, each with `participants` (null when the room did not answer within a second)", body = [RoomView])))]
 /// `GET /api/rooms`: the caller's live rooms.
 pub(super) async fn list_rooms(
     State(ctx): State<Ctx>,
     AuthUser(claims): AuthUser,
     BaseUrl(base): BaseUrl,
 ) -> Json<Vec<RoomView>> {
-    let reg = ctx.reg();
-    Json(
-        reg.rooms_of(&claims.sub)
-            .into_iter()
-            .map(|r| room_view(&base, r, true))
-            .collect(),
-    )
+    // A copy: the registry is not held while the rooms are asked.
+    let rooms: Vec<Room> = ctx
+        .reg()
+        .rooms_of(&claims.sub)
+        .into_iter()
+        .cloned()
+        .collect();
+    Json(with_participants(&ctx, &base, &rooms).await)
 }
 
 #[utoipa::path(get, path = "/api/rooms/{id}", tag = "rooms", security(("bearer" = [])),
     params(("id" = String, Path, description = "Room id")),
     responses(
-        (status = 200, description = "The room with its invites", body = RoomView),
+        (status = 200, description = "The room with its invites and `participants` (null when the room did not answer within a second)", body = RoomView),
         (status = 403, description = "not_creator", body = ErrorBody),
         (status = 404, description = "room_not_found", body = ErrorBody),
         (status = 410, description = "room_ended", body = ErrorBody),
@@ -234,8 +271,11 @@ pub(super) async fn get_room(
     BaseUrl(base): BaseUrl,
     Path(id): Path<String>,
 ) -> Result<Json<RoomView>> {
-    let reg = ctx.reg();
-    Ok(Json(room_view(&base, reg.owned(&id, &claims.sub)?, true)))
+    // A copy: the registry is not held while the room is asked.
+    let room = ctx.reg().owned(&id, &claims.sub)?.clone();
+    let mut views = with_participants(&ctx, &base, std::slice::from_ref(&room)).await;
+    // One room in, one view out.
+    Ok(Json(views.remove(0)))
 }
 
 #[utoipa::path(delete, path = "/api/rooms/{id}", tag = "rooms", security(("bearer" = [])),
@@ -331,4 +371,17 @@ pub(super) async fn refresh_token(
         expires_in: ctx.tokens.ttl().as_secs(),
         ws_url: ws_url(&base, &id),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::creator_name;
+
+    #[test]
+    fn a_creator_name_is_kept_as_the_token_says_within_the_rooms_bounds() {
+        assert_eq!(creator_name("Ada Lovelace"), "Ada Lovelace");
+        assert_eq!(creator_name("  Ada\u{7} "), "Ada");
+        assert_eq!(creator_name(&"é".repeat(70)).chars().count(), 64);
+        assert_eq!(creator_name(""), "");
+    }
 }

@@ -64,6 +64,7 @@ pub fn room_object(spec: &RoomSpec) -> anyhow::Result<Room> {
             kind: spec.kind,
             title: spec.title.clone(),
             creator: spec.creator.clone(),
+            creator_name: spec.creator_name.clone(),
             max_participants: spec.max_participants,
             idle_timeout: secs(spec.idle_timeout, "idleTimeout")?,
             max_duration: secs(spec.max_duration, "maxDuration")?,
@@ -124,6 +125,7 @@ pub fn registry_room(r: &Room, tokens: &RoomTokens) -> Option<crate::registry::R
         kind,
         title: r.spec.title.clone(),
         creator: r.spec.creator.clone(),
+        creator_name: r.spec.creator_name.clone(),
         created_at: r
             .metadata
             .creation_timestamp
@@ -357,6 +359,7 @@ mod tests {
             kind: rendezvous_crds::RoomKind::Video,
             title: "t".into(),
             creator: "ada".into(),
+            creator_name: "Ada Lovelace".into(),
             max_participants: 50,
             idle_timeout: Duration::from_secs(1),
             max_duration: Duration::from_secs(3600),
@@ -381,6 +384,7 @@ mod tests {
         assert_eq!(room.spec.max_participants, 50);
         assert_eq!(room.spec.idle_timeout, 1);
         assert_eq!(room.spec.max_duration, 3600);
+        assert_eq!(room.spec.creator_name, "Ada Lovelace");
         let mut huge = mk_spec();
         huge.max_duration = Duration::from_secs(u64::from(u32::MAX) + 1);
         assert!(room_object(&huge).is_err(), "refused, not clamped");
@@ -428,6 +432,10 @@ mod tests {
         assert_eq!(entry.endpoint.as_deref(), Some("10.0.0.1:8090"));
         assert_eq!(entry.revision, Some(42));
         assert_eq!(entry.invites[0].users, ["bob"]);
+        assert_eq!(
+            entry.creator_name, "Ada Lovelace",
+            "read back from the Room"
+        );
         let starting = event_for(&with_status(Phase::Starting, None), &tokens);
         assert!(matches!(starting, RoomEvent::Seen(e) if e.state == RoomState::Starting));
         assert!(matches!(
@@ -461,5 +469,22 @@ mod tests {
         let view = crate::routes::room_view("http://x", &entry, true);
         assert_eq!(view.invite_url, None);
         assert_eq!(view.invites.map(|v| v.len()), Some(0));
+    }
+
+    #[test]
+    fn a_room_written_without_a_creator_name_shows_an_empty_one() {
+        let tokens = RoomTokens::generate(Duration::from_secs(60)).unwrap();
+        let room: Room = serde_json::from_value(serde_json::json!({
+            "apiVersion": "rendezvous.dev/v1alpha1", "kind": "Room",
+            "metadata": {"name": "byhand", "labels": {CREATED_BY.0: CREATED_BY.1}},
+            "spec": {"kind": "chat", "title": "Tea", "creator": "ada"},
+            "status": {"phase": "Ready", "endpoint": "10.0.0.1:8090"}
+        }))
+        .unwrap();
+        let entry = registry_room(&room, &tokens).expect("adopted");
+        let view = crate::routes::room_view("http://x", &entry, true);
+        assert_eq!(view.creator_name, "");
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["creatorName"], "", "present, empty: {json}");
     }
 }

@@ -22,6 +22,8 @@ pub struct RoomSpec {
     pub kind: RoomKind,
     pub title: String,
     pub creator: String,
+    /// The creator's display name; Kubernetes keeps it on the Room object.
+    pub creator_name: String,
     pub max_participants: u32,
     pub idle_timeout: Duration,
     pub max_duration: Duration,
