@@ -8,8 +8,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
-use axum::response::Html;
-use axum::routing::get;
 use rendezvous_service::HttpMetrics;
 
 /// Settings of `rendezvous up`.
@@ -30,9 +28,6 @@ pub struct UpArgs {
     #[command(flatten)]
     pub router: rendezvous_router::Config,
 }
-
-/// The web page, embedded (the UI issue replaces this placeholder).
-const INDEX: &str = include_str!("../ui/index.html");
 
 /// Run until `shutdown` resolves.
 pub async fn run(
@@ -55,13 +50,11 @@ pub async fn run(
     )?;
     let housekeeping = tokio::spawn(users.clone().housekeeping());
     let follower = tokio::spawn(router.clone().follow_events(events));
-    let page = get(|| async { Html(INDEX) });
     let doc = serde_json::to_value(crate::openapi())?;
     let routes = rendezvous_users::routes(users)
         .merge(rendezvous_router::routes(router.clone()))
         .merge(rendezvous_service::openapi_route(doc))
-        .route("/", page.clone())
-        .route("/join/{code}", page);
+        .merge(rendezvous_web::routes());
     let (drained, until_drained) = tokio::sync::oneshot::channel::<()>();
     let app = match args.metrics_listen {
         Some(addr) => {
@@ -79,7 +72,8 @@ pub async fn run(
         None => metrics.wrap(routes),
     }
     .fallback(rendezvous_service::not_found)
-    .method_not_allowed_fallback(rendezvous_service::method_not_allowed);
+    .method_not_allowed_fallback(rendezvous_service::method_not_allowed)
+    .layer(axum::middleware::from_fn(rendezvous_web::security_headers));
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "rendezvous is up");

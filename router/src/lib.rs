@@ -453,8 +453,11 @@ pub async fn serve(
     let app = metrics
         .track(routes(ctx.clone()).merge(rendezvous_service::openapi_route(doc)))
         .route("/readyz", get(|| async { "ready" }))
+        // One origin for page, API and WebSocket: the router serves the web page too.
+        .merge(rendezvous_web::routes())
         .fallback(rendezvous_service::not_found)
-        .method_not_allowed_fallback(rendezvous_service::method_not_allowed);
+        .method_not_allowed_fallback(rendezvous_service::method_not_allowed)
+        .layer(axum::middleware::from_fn(rendezvous_web::security_headers));
     tracing::info!(addr = %listener.local_addr()?, "router listening");
     let serve = axum::serve(listener, app).with_graceful_shutdown(ctx.drain_on(shutdown));
     let result = tokio::select! {

@@ -40,6 +40,29 @@ ensure_postgres() {
   pg_bindir >/dev/null || { echo "PostgreSQL install failed"; exit 1; }
 }
 
+# Debian's Chromium: the browser the UI tests drive (no browser download), and a
+# colour emoji font so reactions in the screenshots look as they do for people.
+ensure_chromium() {
+  if [ ! -x /usr/bin/chromium ] || [ ! -d /usr/share/fonts/truetype/noto ]; then
+    echo "installing Chromium and fonts from Debian's packages"
+    apt_install chromium fonts-noto-color-emoji
+  fi
+}
+
+# The UI tests' npm packages (ui/package-lock.json), installed again only when the
+# lock file changes; downloads are cached outside the repository.
+ensure_ui_packages() {
+  command -v npm >/dev/null || { echo "installing Node.js and npm"; apt_install nodejs npm; }
+  local stamp=ui/node_modules/.rendezvous-lock.sha256 want
+  want="$(sha256sum ui/package-lock.json | cut -d' ' -f1)"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "installing the UI tests' npm packages (ui/package-lock.json)"
+    npm ci --prefix ui --no-audit --no-fund --loglevel=error \
+      --cache "$HOME/.cache/rendezvous/npm" --prefer-offline
+    echo "$want" >"$stamp"
+  fi
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

@@ -120,11 +120,28 @@ async fn logout(app: &TestApp, cookie: Option<&str>) -> Res {
     app.send(req).await
 }
 
-/// The one `Set-Cookie` of a response.
+/// The refresh cookie's `Set-Cookie` of a response, after checking that the script
+/// readable hint beside it (`rdv_session`, no secret) says the same: set with the
+/// same lifetime, or cleared.
 fn set_cookie(r: &Res) -> &str {
     let all: Vec<_> = r.headers.get_all("set-cookie").iter().collect();
-    assert_eq!(all.len(), 1, "one Set-Cookie: {all:?}");
-    all[0].to_str().unwrap()
+    assert_eq!(all.len(), 2, "the refresh cookie and its hint: {all:?}");
+    let refresh = all[0].to_str().unwrap();
+    let hint = all[1].to_str().unwrap();
+    let max_age = refresh.rsplit("Max-Age=").next().unwrap();
+    if max_age == "0" {
+        assert_eq!(
+            hint,
+            "rdv_session=; Secure; SameSite=Strict; Path=/; Max-Age=0"
+        );
+    } else {
+        assert_eq!(
+            hint,
+            format!("rdv_session=1; Secure; SameSite=Strict; Path=/; Max-Age={max_age}")
+        );
+    }
+    assert!(!hint.contains("HttpOnly"), "the page reads the hint");
+    refresh
 }
 
 /// The `rdv_refresh=TOKEN` pair a response set, after checking its attributes.

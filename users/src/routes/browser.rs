@@ -13,7 +13,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::{AppendHeaders, IntoResponse, Response};
 use rendezvous_api::ErrorBody;
 use rendezvous_service::{ApiError as _, Json};
 
@@ -36,17 +36,41 @@ pub const CSRF_HEADER: &str = "x-rendezvous-csrf";
 /// routes that read it, not to every API call.
 const COOKIE_ATTRIBUTES: &str = "HttpOnly; Secure; SameSite=Strict; Path=/api/browser/sessions";
 
-/// `Set-Cookie` for `token`, living as long as the refresh token does.
-fn set_cookie(token: &str, ttl: Duration) -> String {
-    format!(
-        "{COOKIE_NAME}={token}; {COOKIE_ATTRIBUTES}; Max-Age={}",
-        ttl.as_secs()
-    )
+/// A cookie beside the refresh cookie that script may read: `rdv_session=1`, no
+/// secret in it. The page asks for a session only when it is there, so a visitor's
+/// first visit does not start with a refused request.
+pub const HINT_COOKIE: &str = "rdv_session=1";
+const HINT_ATTRIBUTES: &str = "Secure; SameSite=Strict; Path=/";
+
+type Cookies = AppendHeaders<[(axum::http::HeaderName, String); 2]>;
+
+/// `Set-Cookie` for `token`, living as long as the refresh token does, and its hint.
+fn set_cookie(token: &str, ttl: Duration) -> Cookies {
+    let age = ttl.as_secs();
+    AppendHeaders([
+        (
+            SET_COOKIE,
+            format!("{COOKIE_NAME}={token}; {COOKIE_ATTRIBUTES}; Max-Age={age}"),
+        ),
+        (
+            SET_COOKIE,
+            format!("{HINT_COOKIE}; {HINT_ATTRIBUTES}; Max-Age={age}"),
+        ),
+    ])
 }
 
-/// `Set-Cookie` that makes the browser drop the cookie.
-fn clear_cookie() -> String {
-    format!("{COOKIE_NAME}=; {COOKIE_ATTRIBUTES}; Max-Age=0")
+/// `Set-Cookie` that makes the browser drop the cookie and its hint.
+fn clear_cookie() -> Cookies {
+    AppendHeaders([
+        (
+            SET_COOKIE,
+            format!("{COOKIE_NAME}=; {COOKIE_ATTRIBUTES}; Max-Age=0"),
+        ),
+        (
+            SET_COOKIE,
+            format!("rdv_session=; {HINT_ATTRIBUTES}; Max-Age=0"),
+        ),
+    ])
 }
 
 /// The value of the `name` cookie: the first non-empty one across every `Cookie`
@@ -105,7 +129,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SameOrigin {
 fn issued(ctx: &Ctx, status: StatusCode, session: Session) -> Response {
     let (body, token) = session.into_browser();
     let cookie = set_cookie(&token, ctx.cfg.refresh_token_ttl);
-    (status, [(SET_COOKIE, cookie)], Json(body)).into_response()
+    (status, cookie, Json(body)).into_response()
 }
 
 /// Create an account and log it in; the refresh token is set as the `rdv_refresh` cookie.
@@ -180,9 +204,7 @@ pub async fn refresh(_: SameOrigin, State(ctx): State<Ctx>, headers: HeaderMap) 
     match rotated {
         Ok(session) => issued(&ctx, StatusCode::OK, session),
         // A dead cookie is of no further use: let the browser drop it.
-        Err(e) if e.status() == StatusCode::UNAUTHORIZED => {
-            ([(SET_COOKIE, clear_cookie())], e).into_response()
-        }
+        Err(e) if e.status() == StatusCode::UNAUTHORIZED => (clear_cookie(), e).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -209,7 +231,7 @@ pub async fn logout(_: SameOrigin, State(ctx): State<Ctx>, headers: HeaderMap) -
         None => Ok(()),
     };
     // Cleared even on a fault: the user asked this browser to forget the login.
-    let clear = [(SET_COOKIE, clear_cookie())];
+    let clear = clear_cookie();
     match revoked {
         Ok(()) => (StatusCode::NO_CONTENT, clear).into_response(),
         Err(e) => (clear, e).into_response(),
@@ -310,13 +332,27 @@ mod tests {
 
     #[test]
     fn cookies_are_set_and_cleared_with_the_same_attributes() {
+        let values = |c: Cookies| {
+            let mut res = c.into_response();
+            res.headers_mut()
+                .get_all(SET_COOKIE)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            set_cookie("tok", Duration::from_secs(2_592_000)),
-            "rdv_refresh=tok; HttpOnly; Secure; SameSite=Strict; Path=/api/browser/sessions; Max-Age=2592000"
+            values(set_cookie("tok", Duration::from_secs(2_592_000))),
+            [
+                "rdv_refresh=tok; HttpOnly; Secure; SameSite=Strict; Path=/api/browser/sessions; Max-Age=2592000",
+                "rdv_session=1; Secure; SameSite=Strict; Path=/; Max-Age=2592000",
+            ]
         );
         assert_eq!(
-            clear_cookie(),
-            "rdv_refresh=; HttpOnly; Secure; SameSite=Strict; Path=/api/browser/sessions; Max-Age=0"
+            values(clear_cookie()),
+            [
+                "rdv_refresh=; HttpOnly; Secure; SameSite=Strict; Path=/api/browser/sessions; Max-Age=0",
+                "rdv_session=; Secure; SameSite=Strict; Path=/; Max-Age=0",
+            ]
         );
     }
 }
