@@ -83,6 +83,22 @@ fn two_people_meet_through_an_invite_link_in_chromium() {
 }
 
 #[test]
+fn one_person_holds_two_conversations_at_once() {
+    run_ui_test("rooms.test.mjs", &[]);
+}
+
+#[test]
+fn a_conversation_outlives_its_access_and_room_tokens() {
+    run_ui_test(
+        "tokens.test.mjs",
+        &[
+            ("RENDEZVOUS_ACCESS_TOKEN_TTL", "8s"),
+            ("RENDEZVOUS_ROOM_TOKEN_TTL", "8s"),
+        ],
+    );
+}
+
+#[test]
 fn every_page_is_accessible_fast_and_light() {
     // The latency runs are twenty people, registered from one address.
     run_ui_test(

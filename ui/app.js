@@ -149,5 +149,8 @@ onSession((user) => {
 
 await restore();
 drawTopnav();
-if (session.user) rooms.loadMine();
+if (session.user) {
+  rooms.loadMine();
+  rooms.resumeAll();
+}
 render();

@@ -56,7 +56,7 @@ export class ApiError extends Error {
 }
 
 /** The signed-in person, or null. Only ever in memory. */
-export const session = { user: null, token: null, expiresAt: 0 };
+export const session = { user: null, token: null, expiresAt: 0, ttl: 0 };
 const listeners = new Set();
 /** `fn(user)` on every log-in, log-out and profile change. */
 export function onSession(fn) {
@@ -76,6 +76,7 @@ function setSession(s, broadcast = true) {
     session.user = s.user;
     session.token = s.accessToken;
     session.expiresAt = Date.now() + s.expiresIn * 1000;
+    session.ttl = s.expiresIn * 1000;
     // Refresh at 80 % of the lifetime: a token never runs out in the middle of a call.
     refreshTimer = setTimeout(() => refresh().catch(() => {}), s.expiresIn * 800);
   } else {
@@ -92,7 +93,8 @@ async function call(method, path, body, { auth = true, csrf = false } = {}) {
   if (body !== undefined) headers["content-type"] = "application/json";
   if (csrf) headers["x-rendezvous-csrf"] = "1";
   if (auth) {
-    if (session.expiresAt - Date.now() < 30_000) await refresh().catch(() => {});
+    // Nearly spent (the last 20 % of its life, at most 30 s): refresh it first.
+    if (session.expiresAt - Date.now() < Math.min(30_000, session.ttl * 0.2)) await refresh().catch(() => {});
     if (!session.token) throw new ApiError(401, "unauthenticated");
     headers.authorization = "Bearer " + session.token;
   }

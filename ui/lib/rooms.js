@@ -26,10 +26,12 @@ function remembered() {
 }
 
 function remember() {
-  const list = [...joined.values()]
+  const live = [...joined.values()]
     .filter((r) => !r.conn?.ended)
     .map(({ id, title, kind, code }) => ({ id, title, kind, code }));
-  sessionStorage.setItem(KEY, JSON.stringify(list));
+  // Rooms still being walked back into after a reload stay remembered.
+  const pending = remembered().filter((r) => !joined.has(r.id));
+  sessionStorage.setItem(KEY, JSON.stringify([...live, ...pending]));
 }
 
 /** The code at the end of an invite URL. */
@@ -77,6 +79,21 @@ export async function open(id) {
   }
   await enter(code);
   return joined.get(id);
+}
+
+/**
+ * After a reload: walk back into every room this tab was in, so the sidebar and
+ * its conversations come back, not only the room on screen. A room that ended
+ * meanwhile is dropped.
+ */
+export function resumeAll() {
+  for (const r of remembered()) {
+    if (joined.has(r.id)) continue;
+    enter(r.code).catch(() => {
+      const left = remembered().filter((x) => x.id !== r.id);
+      sessionStorage.setItem(KEY, JSON.stringify(left));
+    });
+  }
 }
 
 /** Stop following a room (after it ended, or when you leave it). */
