@@ -82,9 +82,15 @@ async fn raw_request(
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
     let auth = token.map_or(String::new(), |t| format!("authorization: Bearer {t}\r\n"));
+    // The page's routes: past the CSRF guard, with a cookie that is not a session.
+    let browser = if path.starts_with("/api/browser/") {
+        "x-rendezvous-csrf: 1\r\ncookie: rdv_refresh=\"%00;;\"; rdv_refresh=AAAA; other=%FF\r\n"
+    } else {
+        ""
+    };
     let head = format!(
         "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
-         {auth}content-length: {}\r\nconnection: close\r\n\r\n",
+         {auth}{browser}content-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
     let _ = s.write_all(head.as_bytes()).await;
@@ -206,6 +212,36 @@ async fn every_rest_body_survives_hostile_input() {
             Method::POST,
             format!("/api/join/{code}"),
             Some(&ada),
+            &["anything"],
+        ),
+        (
+            Method::GET,
+            format!("/api/join/{code}"),
+            None,
+            &["anything"],
+        ),
+        (
+            Method::POST,
+            "/api/browser/users".into(),
+            None,
+            &["email", "username", "displayName", "password"],
+        ),
+        (
+            Method::POST,
+            "/api/browser/sessions".into(),
+            None,
+            &["login", "password"],
+        ),
+        (
+            Method::POST,
+            "/api/browser/sessions/refresh".into(),
+            None,
+            &["anything"],
+        ),
+        (
+            Method::DELETE,
+            "/api/browser/sessions".into(),
+            None,
             &["anything"],
         ),
     ];
