@@ -386,6 +386,23 @@ pub fn routes(ctx: Ctx) -> Router {
         .with_state(ctx)
 }
 
+/// Everything a standalone router answers on its public port: the room API and
+/// sockets, its OpenAPI document, `/readyz`, and the web page (one origin for page,
+/// API and WebSocket), every response with the browser security headers.
+pub fn public_app(ctx: Ctx, metrics: &HttpMetrics) -> Router {
+    let doc = {
+        use utoipa::OpenApi as _;
+        serde_json::to_value(routes::ApiDoc::openapi()).unwrap_or_default()
+    };
+    metrics
+        .track(routes(ctx).merge(rendezvous_service::openapi_route(doc)))
+        .route("/readyz", get(|| async { "ready" }))
+        .merge(rendezvous_web::routes())
+        .fallback(rendezvous_service::not_found)
+        .method_not_allowed_fallback(rendezvous_service::method_not_allowed)
+        .layer(axum::middleware::from_fn(rendezvous_web::security_headers))
+}
+
 /// `GET /.well-known/room-jwks.json`: the keys room servers verify room tokens with.
 async fn room_jwks(
     axum::extract::State(ctx): axum::extract::State<Ctx>,
@@ -446,18 +463,7 @@ pub async fn serve(
             let _ = until_drained.await;
         },
     ));
-    let doc = {
-        use utoipa::OpenApi as _;
-        serde_json::to_value(routes::ApiDoc::openapi()).unwrap_or_default()
-    };
-    let app = metrics
-        .track(routes(ctx.clone()).merge(rendezvous_service::openapi_route(doc)))
-        .route("/readyz", get(|| async { "ready" }))
-        // One origin for page, API and WebSocket: the router serves the web page too.
-        .merge(rendezvous_web::routes())
-        .fallback(rendezvous_service::not_found)
-        .method_not_allowed_fallback(rendezvous_service::method_not_allowed)
-        .layer(axum::middleware::from_fn(rendezvous_web::security_headers));
+    let app = public_app(ctx.clone(), &metrics);
     tracing::info!(addr = %listener.local_addr()?, "router listening");
     let serve = axum::serve(listener, app).with_graceful_shutdown(ctx.drain_on(shutdown));
     let result = tokio::select! {

@@ -135,7 +135,8 @@ impl Router {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let follower = ctx.clone().follow_events(events);
-        let app = rendezvous_router::routes(ctx);
+        let app =
+            rendezvous_router::public_app(ctx, &rendezvous_service::HttpMetrics::new("router"));
         let server = tokio::spawn(async move {
             tokio::spawn(follower);
             axum::serve(listener, app).await.unwrap();
@@ -443,6 +444,15 @@ async fn two_router_replicas_share_one_truth() {
             serde_json::json!({"title": "Shared", "kind": "chat",
                 "creatorName": display_name("ada"), "state": "ready"})
         );
+        // The link opens the web page on the same origin, under the page's policy.
+        let page = reqwest::get(format!("{}/join/{first}", r.base))
+            .await
+            .unwrap();
+        assert_eq!(page.status(), 200);
+        assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+        let csp = page.headers()["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("connect-src 'self'"), "{csp}");
+        assert!(page.text().await.unwrap().contains("/assets/"));
     }
 
     // An invite made on b; 20 people at once over both replicas; 5 get in.
