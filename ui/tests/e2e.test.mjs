@@ -139,8 +139,9 @@ test("two people meet through an invite link and talk", async () => {
     await shot(C, "room-mobile");
 
     // Ada removes Bo, with a reason; Bo sees why.
-    A.once("dialog", (d) => d.accept("too many puns"));
     await A.getByRole("button", { name: "Remove Bo Peep" }).click();
+    await A.getByLabel("Why remove Bo Peep? (they will see it)").fill("too many puns");
+    await A.locator(".confirm-remove").getByRole("button", { name: "Remove Bo Peep" }).click();
     await B.getByRole("heading", { name: "You were removed" }).waitFor();
     await B.getByText("too many puns").waitFor();
     await A.locator(".person", { hasText: "Bo Peep" }).waitFor({ state: "detached" });

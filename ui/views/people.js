@@ -11,6 +11,9 @@ export function drawPeople(el, conn) {
   const me = s.you;
   const mod = s.amModerator();
   const people = [...s.people.values()].sort((a, b) => (a.id === me ? -1 : b.id === me ? 1 : a.name.localeCompare(b.name)));
+  // A removal being confirmed survives the redraw (someone joining meanwhile).
+  const asking = el.querySelector(".confirm-remove");
+  const focused = asking?.contains(document.activeElement) ? document.activeElement : null;
   mount(
     el,
     h("h2", { id: "people-head" }, `In the room (${people.length})`),
@@ -36,11 +39,7 @@ export function drawPeople(el, conn) {
                   type: "button",
                   class: "ghost",
                   "aria-label": `Remove ${p.name}`,
-                  onclick: () => {
-                    const reason = prompt(`Remove ${p.name} from the room? They cannot come back. Reason (optional):`, "");
-                    if (reason === null) return;
-                    conn.send({ type: "kick", participantId: p.id, reason: reason.slice(0, 200) || undefined });
-                  },
+                  onclick: (e) => askRemove(e.currentTarget.closest(".person"), conn, p),
                 }, "Remove"),
               )
             : null,
@@ -60,6 +59,40 @@ export function drawPeople(el, conn) {
         ? h("p", { class: "hint" }, "The room is locked.")
         : null,
   );
+  const row = asking && el.querySelector(`.person[data-person="${CSS.escape(asking.dataset.person)}"]`);
+  if (row && mod) {
+    row.after(asking);
+    focused?.focus();
+  }
+}
+
+/**
+ * Removing someone is final (they cannot come back), so it asks first, in place,
+ * with room for a reason they will be shown.
+ */
+function askRemove(row, conn, p) {
+  const reason = h("input", { "aria-label": `Why remove ${p.name}? (they will see it)`, placeholder: "Reason (optional, shown to them)", maxlength: 200 });
+  const form = h(
+    "form",
+    {
+      class: "confirm-remove stack",
+      "data-person": p.id,
+      onsubmit: (e) => {
+        e.preventDefault();
+        conn.send({ type: "kick", participantId: p.id, reason: reason.value.trim() || undefined });
+        form.remove();
+      },
+    },
+    h("p", { class: "hint" }, `Remove ${p.name}? They cannot come back to this room.`),
+    reason,
+    h("div", { class: "row" },
+      h("button", { type: "submit", class: "danger" }, `Remove ${p.name}`),
+      h("button", { type: "button", class: "secondary", onclick: () => form.remove() }, "Cancel"),
+    ),
+  );
+  row.querySelector(".confirm-remove")?.remove();
+  row.after(form);
+  reason.focus();
 }
 
 const EXPIRY = [
