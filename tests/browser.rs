@@ -83,6 +83,11 @@ fn two_people_meet_through_an_invite_link_in_chromium() {
 }
 
 #[test]
+fn a_video_room_checks_camera_and_microphone_in_chromium() {
+    run_ui_test("media.test.mjs", &[]);
+}
+
+#[test]
 fn one_person_holds_two_conversations_at_once() {
     run_ui_test("rooms.test.mjs", &[]);
 }

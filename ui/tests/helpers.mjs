@@ -2,7 +2,8 @@
 // (browser context + page) whose console errors and CSP violations fail the test,
 // and the few steps every test takes through the real page.
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -122,4 +123,20 @@ export async function assertNothingStored(page, ...texts) {
   }
   assert.deepEqual(stored.dbs, [], "no IndexedDB");
   assert.deepEqual(stored.caches, [], "no Cache API");
+}
+
+const require = createRequire(import.meta.url);
+const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+
+/** axe-core on the page as it is: no serious or critical violation. */
+export async function axe(page, label) {
+  // Evaluated through the DevTools protocol, so the page's CSP (no inline script) stays on.
+  await page.evaluate(AXE + "\n;0");
+  const violations = await page.evaluate(async () => {
+    const r = await globalThis.axe.run(document, { resultTypes: ["violations"] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")) }));
+  });
+  for (const v of violations) console.log(`axe ${label}: ${v.impact} ${v.id} (${v.help}) at ${v.nodes.join(", ")}`);
+  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(bad, [], `axe on ${label}`);
 }

@@ -3,32 +3,16 @@
 // backlog (against loading the welcome page, in the same run), and Lighthouse.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
-import { createRequire } from "node:module";
+import { writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { request } from "node:http";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 import lighthouse from "lighthouse";
 import {
-  BASE, CHROMIUM, FLAGS, OUT, account, assertNoProblems, launch, messages, openRoom, person,
+  BASE, CHROMIUM, FLAGS, OUT, account, assertNoProblems, axe, launch, messages, openRoom, person,
   registerVia, say,
 } from "./helpers.mjs";
-
-const require = createRequire(import.meta.url);
-const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
-
-async function axe(page, label) {
-  // Evaluated through the DevTools protocol, so the page's CSP (no inline script) stays on.
-  await page.evaluate(AXE + "\n;0");
-  const violations = await page.evaluate(async () => {
-    const r = await globalThis.axe.run(document, { resultTypes: ["violations"] });
-    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")) }));
-  });
-  for (const v of violations) console.log(`axe ${label}: ${v.impact} ${v.id} (${v.help}) at ${v.nodes.join(", ")}`);
-  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  assert.deepEqual(bad, [], `axe on ${label}`);
-}
 
 test("axe finds no serious or critical violation on any page, light or dark", async () => {
   const browser = await launch();

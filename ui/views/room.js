@@ -2,11 +2,12 @@
 // "seen by"), the composer, the people panel, and the screen a closed room leaves.
 
 import { avatar, clock, h, mentionedNames, mount, richText } from "../lib/dom.js";
-import { api } from "../lib/api.js";
+import { api, session } from "../lib/api.js";
 import * as rooms from "../lib/rooms.js";
 import { isMe, notifyOn } from "../lib/rooms.js";
 import { drawInvites, drawPeople } from "./people.js";
 import { confirmButton } from "./pages.js";
+import { mediaStage } from "./media.js";
 
 const QUICK = ["👍", "❤️", "😂", "🎉", "😮", "🙏"];
 const TYPING_REPEAT_MS = 3000;
@@ -93,9 +94,9 @@ function draw(ctx, r) {
       submit();
     },
   }, box, h("button", { type: "submit" }, "Send"));
-  const stage = r.kind !== "chat"
-    ? h("section", { class: "stage", "aria-label": "Video" }, "Video and audio arrive here soon. Until then, talk in the chat.")
-    : null;
+  // Video rooms: the camera check (views/media.js); chat rooms show no video UI.
+  const stage = r.kind !== "chat" ? h("section", { class: "stage", "aria-label": "Video" }) : null;
+  const stopMedia = stage ? mediaStage(stage, { name: session.user?.displayName || "You" }) : () => {};
   const conversation = h("div", { class: "conversation" }, stage, log, typing, editNote, form);
   const room = h("div", { class: "room" }, head, conversation, panel);
   mount(ctx.main, room);
@@ -338,6 +339,7 @@ function draw(ctx, r) {
     box.focus();
   }
   return () => {
+    stopMedia();
     conn.removeEventListener("change", onChange);
     conn.removeEventListener("status", onStatus);
     document.removeEventListener("visibilitychange", onVisible);
