@@ -18,6 +18,8 @@ mod forward;
 mod keyframe;
 mod session;
 mod sfu;
+#[cfg(test)]
+mod tests;
 mod ufrag;
 
 use std::net::SocketAddr;

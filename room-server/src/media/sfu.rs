@@ -33,6 +33,13 @@ pub struct SfuConfig {
     pub max_sessions: usize,
 }
 
+/// A published track as subscribers are told of it.
+#[derive(Debug, Clone)]
+struct TrackInfo {
+    kind: MediaKind,
+    owner: String,
+}
+
 /// The SFU of one room.
 pub struct Sfu {
     cfg: SfuConfig,
@@ -40,7 +47,9 @@ pub struct Sfu {
     by_participant: HashMap<String, SessionId>,
     next_session: u64,
     forward: ForwardTable,
-    kinds: HashMap<TrackKey, MediaKind>,
+    /// What every published track is and whose, kept until its forwardings are
+    /// gone so that unpublishing can still name the owner.
+    tracks: HashMap<TrackKey, TrackInfo>,
     demux: Demuxer,
     throttle: Throttle,
     /// Set by anything that may change who publishes what.
@@ -67,7 +76,7 @@ impl Sfu {
             by_participant: HashMap::new(),
             next_session: 1,
             forward: ForwardTable::default(),
-            kinds: HashMap::new(),
+            tracks: HashMap::new(),
             demux: Demuxer::new(crypto as Arc<_>),
             throttle: Throttle::default(),
             dirty: false,
@@ -189,8 +198,9 @@ impl Sfu {
             .map(|(id, _)| *id)
             .collect();
         for (sub, key, sender) in self.forward.retain(&keys, &receiving) {
-            let kind = self.kinds.get(&key).copied().unwrap_or(MediaKind::Video);
-            let owner = self.owner_name(&key);
+            let Some(TrackInfo { kind, owner }) = self.tracks.get(&key).cloned() else {
+                continue;
+            };
             if let Some(session) = self.sessions.get_mut(&sub) {
                 if let Err(e) = session.remove_forward(sender) {
                     tracing::warn!(error = %e, "cannot remove a forwarded track");
@@ -207,13 +217,14 @@ impl Sfu {
                 }
             }
         }
-        self.kinds.retain(|k, _| keys.contains(k));
+        self.tracks.retain(|k, _| keys.contains(k));
         for (key, track) in published {
             let kind = match track.kind() {
                 RtpCodecKind::Audio => MediaKind::Audio,
                 _ => MediaKind::Video,
             };
-            self.kinds.insert(key.clone(), kind);
+            let owner = self.sessions[&key.publisher].participant.clone();
+            self.tracks.insert(key.clone(), TrackInfo { kind, owner });
             for ssrc in track.ssrcs() {
                 self.forward.bind_ssrc(ssrc, key.clone());
             }
@@ -235,13 +246,6 @@ impl Sfu {
             .retain(|ssrc| forward.track_of(ssrc).is_some());
     }
 
-    fn owner_name(&self, key: &TrackKey) -> String {
-        self.sessions
-            .get(&key.publisher)
-            .map(|s| s.participant.clone())
-            .unwrap_or_default()
-    }
-
     /// Offer every session whose transceivers changed, announcing its new tracks
     /// first so the client knows whose a track is when it arrives.
     fn offers(&mut self, now: Instant) {
@@ -260,8 +264,9 @@ impl Sfu {
                 }
             };
             for (key, sender) in self.forward.forwarded_to(id) {
-                let owner = self.owner_name(&key);
-                let kind = self.kinds.get(&key).copied().unwrap_or(MediaKind::Video);
+                let Some(TrackInfo { kind, owner }) = self.tracks.get(&key).cloned() else {
+                    continue;
+                };
                 let session = self.sessions.get_mut(&id).expect("present");
                 if session.announced.contains_key(&key) {
                     continue;
