@@ -18,6 +18,7 @@ mod forward;
 mod keyframe;
 mod session;
 mod sfu;
+pub(crate) mod shell;
 #[cfg(test)]
 mod tests;
 mod ufrag;
@@ -45,7 +46,7 @@ pub enum MediaKind {
 }
 
 /// What the media core is told.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaInput {
     /// A UDP datagram that arrived on the room's media socket.
     Datagram {
