@@ -108,6 +108,7 @@ impl Server {
         if candidate.ip().is_unspecified() {
             tracing::warn!(%candidate, "no --public-ip: participants cannot reach the media socket");
         }
+        let metrics = Metrics::new();
         let media = MediaShell {
             sfu: Sfu::new(SfuConfig {
                 candidate,
@@ -115,8 +116,8 @@ impl Server {
             }),
             local: media.local_addr().map_err(Error::Serve)?,
             socket: Arc::new(media),
+            metrics: metrics.clone(),
         };
-        let metrics = Metrics::new();
         let (tx, rx) = mpsc::channel(ACTOR_QUEUE);
         // Capacity 1: nobody ever sends; only the closing of the channel matters.
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);

@@ -23,6 +23,11 @@ use super::keyframe::{is_keyframe_request, Throttle};
 use super::session::{Leg, Session, SessionId};
 use super::{MediaCore, MediaInput, MediaKind, MediaOutput};
 
+/// Tracks forwarded per publisher: a camera, a microphone and a shared screen
+/// with its sound. More m-lines are not forwarded, so one participant cannot make
+/// every other session grow by hundreds of transceivers.
+pub const MAX_TRACKS_PER_PUBLISHER: usize = 4;
+
 /// The media core's configuration.
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
@@ -179,7 +184,15 @@ impl Sfu {
         for (id, session) in &mut self.sessions {
             session.pump();
             if session.publish {
-                for (mid, track) in session.published() {
+                let tracks = session.published();
+                if tracks.len() > MAX_TRACKS_PER_PUBLISHER {
+                    tracing::debug!(
+                        participant = %session.participant,
+                        tracks = tracks.len(),
+                        "forwarding only the first {MAX_TRACKS_PER_PUBLISHER} tracks"
+                    );
+                }
+                for (mid, track) in tracks.into_iter().take(MAX_TRACKS_PER_PUBLISHER) {
                     published.push((
                         TrackKey {
                             publisher: *id,

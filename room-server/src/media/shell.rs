@@ -14,6 +14,7 @@ use tokio::net::UdpSocket;
 
 use super::{MediaCore, MediaInput, MediaOutput, Sfu};
 use crate::core::{Input, Room};
+use crate::metrics::Metrics;
 
 /// Receive buffer: one datagram. WebRTC keeps packets under the path MTU (about
 /// 1200–1500 bytes); anything larger than this is not media and is cut short.
@@ -24,6 +25,7 @@ pub(crate) struct MediaShell {
     pub sfu: Sfu,
     pub socket: Arc<UdpSocket>,
     pub local: SocketAddr,
+    pub metrics: Metrics,
 }
 
 impl MediaShell {
@@ -38,17 +40,23 @@ impl MediaShell {
                 } => {
                     // Never wait for the socket: a full send buffer drops the
                     // datagram, as a congested network would, and RTP copes.
-                    if let Err(e) = self.socket.try_send_to(&data, destination) {
-                        tracing::trace!(error = %e, %destination, "datagram dropped");
+                    match self.socket.try_send_to(&data, destination) {
+                        Ok(_) => self.metrics.media_datagrams_out.inc(),
+                        Err(e) => {
+                            self.metrics.media_datagrams_dropped.inc();
+                            tracing::trace!(error = %e, %destination, "datagram dropped");
+                        }
                     }
                 }
                 other => room.handle_input(Input::Media(other), now),
             }
         }
+        self.metrics.media_sessions.set(self.sfu.sessions() as i64);
     }
 
     /// A datagram that arrived from `source`.
     pub(crate) fn datagram(&mut self, source: SocketAddr, data: &[u8], room: &mut Room) {
+        self.metrics.media_datagrams_in.inc();
         let input = MediaInput::Datagram {
             source,
             destination: self.local,

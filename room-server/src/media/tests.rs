@@ -95,10 +95,14 @@ impl Peer {
 
     /// Add a sendonly audio (Opus) and video (VP8) track with known SSRCs.
     fn publish(&mut self) {
-        for (kind, mime, clock, channels, ssrc) in [
+        self.add_tracks(&[
             (RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2, AUDIO_SSRC),
             (RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0, VIDEO_SSRC),
-        ] {
+        ]);
+    }
+
+    fn add_tracks(&mut self, tracks: &[(RtpCodecKind, &str, u32, u16, u32)]) {
+        for &(kind, mime, clock, channels, ssrc) in tracks {
             let coding = RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
                     ssrc: Some(ssrc),
@@ -120,8 +124,8 @@ impl Peer {
             };
             let track = MediaStreamTrack::new(
                 format!("{}-stream", self.name),
-                format!("{}-{mime}", self.name),
-                format!("{}-{mime}", self.name),
+                format!("{}-{mime}-{ssrc:x}", self.name),
+                format!("{}-{mime}-{ssrc:x}", self.name),
                 kind,
                 vec![coding],
             );
@@ -549,6 +553,36 @@ fn keyframe_requests_reach_the_publisher_throttled() {
     }
     net.settle();
     assert_eq!(net.peer("alice").plis, 1);
+}
+
+#[test]
+fn a_publisher_gets_at_most_four_tracks_forwarded() {
+    let mut net = Net::new();
+    net.add("bob");
+    net.peer("bob").bootstrap();
+    net.offer("bob", false, true);
+    net.add("alice");
+    let videos: Vec<_> = (0..6)
+        .map(|k| {
+            (
+                RtpCodecKind::Video,
+                MIME_TYPE_VP8,
+                90_000,
+                0,
+                0x3333_0000 + k,
+            )
+        })
+        .collect();
+    net.peer("alice").add_tracks(&videos);
+    net.offer("alice", true, true);
+    net.run_until(Duration::from_secs(10), |n| {
+        n.peers.iter().all(|p| p.connected)
+    });
+    net.settle();
+    assert_eq!(
+        net.peer("bob").tracks.len(),
+        super::sfu::MAX_TRACKS_PER_PUBLISHER
+    );
 }
 
 fn assert_received_all(peer: &Peer, sent: &[(u32, u16, Vec<u8>)]) {

@@ -339,6 +339,17 @@ async fn a_publishers_audio_and_video_reach_two_subscribers_intact_and_in_order(
     }
     expect_forwarded(&bob, &sent).await;
     expect_forwarded(&carol, &sent).await;
+
+    let metrics = reqwest::get(room.http("/metrics")).await.unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("rendezvous_room_media_sessions 3"), "{text}");
+    let count = |name: &str| -> u64 {
+        let line = text.lines().find(|l| l.starts_with(name)).expect(name);
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    // 120 packets on each of two tracks came in; twice that went out.
+    assert!(count("rendezvous_room_media_datagrams_in_total") > 240);
+    assert!(count("rendezvous_room_media_datagrams_out_total") > 480);
 }
 
 #[tokio::test]
