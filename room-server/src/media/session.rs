@@ -75,8 +75,8 @@ pub(crate) struct Session {
     signaling: RTCSignalingState,
     connection: RTCPeerConnectionState,
     /// SSRCs of this session's inbound tracks learned when their first packet came
-    /// (m-lines without `a=ssrc`), by receiver.
-    pub learned_ssrcs: Vec<(RTCRtpReceiverId, u32)>,
+    /// (m-lines without `a=ssrc`): one per receiver, so bounded by the m-lines.
+    learned_ssrcs: HashMap<RTCRtpReceiverId, u32>,
     /// Forwarded tracks already announced to this participant, with their mid here.
     pub announced: HashMap<TrackKey, String>,
 }
@@ -117,7 +117,7 @@ impl Session {
             offer_deadline: None,
             signaling: RTCSignalingState::Stable,
             connection: RTCPeerConnectionState::New,
-            learned_ssrcs: Vec::new(),
+            learned_ssrcs: HashMap::new(),
             announced: HashMap::new(),
         })
     }
@@ -230,9 +230,10 @@ impl Session {
             .set_local_description(now, RTCSessionDescription::rollback(None)?)
     }
 
-    /// Drain the peer connection's events; returns SSRCs of newly opened inbound
-    /// tracks `(receiver, ssrc)` so the forwarding table can bind them.
-    pub(crate) fn pump(&mut self) {
+    /// Drain the peer connection's events; true when an inbound track opened with
+    /// an SSRC not known before, so the forwarding table must be brought up to date.
+    pub(crate) fn pump(&mut self) -> bool {
+        let mut learned = false;
         while let Some(event) = self.pc.poll_event() {
             match event {
                 RTCPeerConnectionEvent::OnNegotiationNeededEvent => self.renegotiate = true,
@@ -242,11 +243,13 @@ impl Session {
                     self.connection = s;
                 }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                    self.learned_ssrcs.push((init.receiver_id, init.ssrc));
+                    let old = self.learned_ssrcs.insert(init.receiver_id, init.ssrc);
+                    learned |= old != Some(init.ssrc);
                 }
                 _ => {}
             }
         }
+        learned
     }
 
     /// The SFU's renegotiation offer, when one is due and allowed now.
@@ -339,11 +342,7 @@ impl Session {
                     .parse::<u32>()
                     .ok()
             });
-            let learned = self
-                .learned_ssrcs
-                .iter()
-                .find(|(r, _)| *r == rid)
-                .map(|(_, s)| *s);
+            let learned = self.learned_ssrcs.get(&rid).copied();
             let ssrc = from_sdp.or(learned);
             let codings = params
                 .rtp_parameters

@@ -61,6 +61,9 @@ pub struct Sfu {
     dirty: bool,
     out: VecDeque<MediaOutput>,
     next_timeout: Option<Instant>,
+    /// How often the graph was reconciled: it must not happen per packet.
+    #[cfg(test)]
+    pub(crate) reconciles: u64,
 }
 
 impl std::fmt::Debug for Sfu {
@@ -87,6 +90,8 @@ impl Sfu {
             dirty: false,
             out: VecDeque::new(),
             next_timeout: None,
+            #[cfg(test)]
+            reconciles: 0,
         }
     }
 
@@ -181,6 +186,10 @@ impl Sfu {
     /// Make the forwarding table match what every publisher publishes now.
     fn reconcile(&mut self) {
         let mut published = Vec::new();
+        #[cfg(test)]
+        {
+            self.reconciles += 1;
+        }
         for (id, session) in &mut self.sessions {
             session.pump();
             if session.publish {
@@ -267,7 +276,9 @@ impl Sfu {
             let Some(session) = self.sessions.get_mut(&id) else {
                 continue;
             };
-            session.pump();
+            if session.pump() {
+                self.dirty = true;
+            }
             let sdp = match session.poll_offer(now) {
                 Ok(Some(sdp)) => sdp,
                 Ok(None) => continue,
@@ -326,8 +337,7 @@ impl Sfu {
         if let Err(e) = session.handle_datagram(msg) {
             tracing::debug!(error = %e, %source, "datagram refused by its session");
         }
-        if !session.learned_ssrcs.is_empty() {
-            session.pump();
+        if session.pump() {
             self.dirty = true;
         }
     }

@@ -431,7 +431,11 @@ fn publisher_media_reaches_two_subscribers_intact_and_in_order() {
             ]
         );
     }
-    let sent = net.send_media("alice", 50);
+    let sent = net.send_media("alice", 10);
+    let reconciles = net.sfu.reconciles;
+    let more = net.send_media("alice", 40);
+    assert_eq!(net.sfu.reconciles, reconciles, "no reconcile per packet");
+    let sent: Vec<_> = sent.into_iter().chain(more).collect();
     net.settle();
     for name in ["bob", "carol"] {
         assert_received_all(net.peer(name), &sent);
