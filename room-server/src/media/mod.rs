@@ -13,6 +13,7 @@
 //! ([`forward::ForwardTable`]); keyframe requests (PLI/FIR) from subscribers go back
 //! to the publisher, throttled.
 
+mod codecs;
 mod demux;
 mod forward;
 mod keyframe;

@@ -1,6 +1,5 @@
-//! The SFU against real `rtc` peers, in memory: real ICE, DTLS-SRTP and RTP, the
-//! datagrams carried by the test between addresses it makes up, on a simulated
-//! clock (str0m's habit), so a minute of media takes milliseconds.
+//! The test network: browser-like `rtc` peers and the SFU, datagrams carried
+//! between made-up addresses on a simulated clock.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -27,33 +26,33 @@ use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTra
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
-use super::keyframe::KeyframeRequestTap;
-use super::{MediaCore, MediaInput, MediaKind, MediaOutput, Sfu, SfuConfig};
+use crate::media::keyframe::KeyframeRequestTap;
+use crate::media::{MediaCore, MediaInput, MediaKind, MediaOutput, Sfu, SfuConfig};
 
-const SFU_ADDR: &str = "10.0.0.1:40000";
-const AUDIO_SSRC: u32 = 0x1111_0001;
-const VIDEO_SSRC: u32 = 0x2222_0002;
+pub(super) const SFU_ADDR: &str = "10.0.0.1:40000";
+pub(super) const AUDIO_SSRC: u32 = 0x1111_0001;
+pub(super) const VIDEO_SSRC: u32 = 0x2222_0002;
 
 /// One browser-like client.
-struct Peer {
-    name: String,
-    addr: SocketAddr,
-    pc: RTCPeerConnection,
-    connected: bool,
+pub(super) struct Peer {
+    pub(super) name: String,
+    pub(super) addr: SocketAddr,
+    pub(super) pc: RTCPeerConnection,
+    pub(super) connected: bool,
     /// RTP received: (ssrc, sequence number, payload).
-    rtp: Vec<(u32, u16, Vec<u8>)>,
+    pub(super) rtp: Vec<(u32, u16, Vec<u8>)>,
     /// Track announcements: mid → (owner, kind, added).
-    tracks: HashMap<String, (String, MediaKind, bool)>,
-    offers: usize,
+    pub(super) tracks: HashMap<String, (String, MediaKind, bool)>,
+    pub(super) offers: usize,
     /// Keyframe requests received.
-    plis: usize,
+    pub(super) plis: usize,
     /// The next RTP sequence number to send (SRTP refuses replays, so never reuse).
-    next_seq: u16,
-    senders: Vec<(u32, RTCRtpSenderId)>,
+    pub(super) next_seq: u16,
+    pub(super) senders: Vec<(u32, RTCRtpSenderId)>,
 }
 
 impl Peer {
-    fn new(name: &str, port: u16, now: Instant) -> Self {
+    pub(super) fn new(name: &str, port: u16, now: Instant) -> Self {
         let mut media = MediaEngine::default();
         media.register_default_codecs().unwrap();
         let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
@@ -94,14 +93,14 @@ impl Peer {
     }
 
     /// Add a sendonly audio (Opus) and video (VP8) track with known SSRCs.
-    fn publish(&mut self) {
+    pub(super) fn publish(&mut self) {
         self.add_tracks(&[
             (RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2, AUDIO_SSRC),
             (RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0, VIDEO_SSRC),
         ]);
     }
 
-    fn add_tracks(&mut self, tracks: &[(RtpCodecKind, &str, u32, u16, u32)]) {
+    pub(super) fn add_tracks(&mut self, tracks: &[(RtpCodecKind, &str, u32, u16, u32)]) {
         for &(kind, mime, clock, channels, ssrc) in tracks {
             let coding = RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters {
@@ -143,11 +142,11 @@ impl Peer {
     }
 
     /// The first offer of a participant that only subscribes: a data channel.
-    fn bootstrap(&mut self) {
+    pub(super) fn bootstrap(&mut self) {
         self.pc.create_data_channel("bootstrap", None).unwrap();
     }
 
-    fn offer(&mut self, now: Instant) -> String {
+    pub(super) fn offer(&mut self, now: Instant) -> String {
         let offer = self.pc.create_offer(None).unwrap();
         self.pc.set_local_description(now, offer).unwrap();
         self.pc.local_description().unwrap().sdp
@@ -155,14 +154,14 @@ impl Peer {
 }
 
 /// The SFU, its peers and the simulated clock.
-struct Net {
-    sfu: Sfu,
-    peers: Vec<Peer>,
-    now: Instant,
+pub(super) struct Net {
+    pub(super) sfu: Sfu,
+    pub(super) peers: Vec<Peer>,
+    pub(super) now: Instant,
 }
 
 impl Net {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let cfg = SfuConfig {
             candidate: SFU_ADDR.parse().unwrap(),
             max_sessions: 8,
@@ -174,23 +173,23 @@ impl Net {
         }
     }
 
-    fn add(&mut self, name: &str) -> usize {
+    pub(super) fn add(&mut self, name: &str) -> usize {
         let port = 50_000 + self.peers.len() as u16;
         self.peers.push(Peer::new(name, port, self.now));
         self.peers.len() - 1
     }
 
-    fn peer(&mut self, name: &str) -> &mut Peer {
+    pub(super) fn peer(&mut self, name: &str) -> &mut Peer {
         self.peers.iter_mut().find(|p| p.name == name).unwrap()
     }
 
-    fn input(&mut self, input: MediaInput) {
+    pub(super) fn input(&mut self, input: MediaInput) {
         self.sfu.handle_input(input, self.now);
         self.drain_sfu();
     }
 
     /// Offer from a peer with the given grants.
-    fn offer(&mut self, name: &str, publish: bool, subscribe: bool) {
+    pub(super) fn offer(&mut self, name: &str, publish: bool, subscribe: bool) {
         let now = self.now;
         let sdp = self.peer(name).offer(now);
         self.input(MediaInput::Offer {
@@ -201,7 +200,7 @@ impl Net {
         });
     }
 
-    fn drain_sfu(&mut self) {
+    pub(super) fn drain_sfu(&mut self) {
         while let Some(out) = self.sfu.poll_output() {
             match out {
                 MediaOutput::Transmit {
@@ -269,7 +268,7 @@ impl Net {
 
     /// Move every queued datagram and event once; advance the clock to the next
     /// timer when nothing moved.
-    fn step(&mut self) {
+    pub(super) fn step(&mut self) {
         let now = self.now;
         let mut moved = false;
         for i in 0..self.peers.len() {
@@ -298,7 +297,7 @@ impl Net {
                     RTCMessage::RtcpPacket(_, pkts) => {
                         p.plis += pkts
                             .iter()
-                            .filter(|k| super::keyframe::is_keyframe_request(k.as_ref()))
+                            .filter(|k| crate::media::keyframe::is_keyframe_request(k.as_ref()))
                             .count();
                     }
                     _ => {}
@@ -328,7 +327,7 @@ impl Net {
     }
 
     /// Step until `done` holds, at most `limit` of simulated time.
-    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Net) -> bool) {
+    pub(super) fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Net) -> bool) {
         let end = self.now + limit;
         while !done(self) {
             assert!(self.now < end, "condition not met within {limit:?}");
@@ -337,7 +336,7 @@ impl Net {
     }
 
     /// Let 200 ms of simulated time pass.
-    fn settle(&mut self) {
+    pub(super) fn settle(&mut self) {
         let until = self.now + Duration::from_millis(200);
         while self.now < until {
             self.step();
@@ -345,7 +344,7 @@ impl Net {
     }
 
     /// Send `n` RTP packets on each of the publisher's tracks, 20 ms apart.
-    fn send_media(&mut self, name: &str, n: u16) -> Vec<(u32, u16, Vec<u8>)> {
+    pub(super) fn send_media(&mut self, name: &str, n: u16) -> Vec<(u32, u16, Vec<u8>)> {
         let mut sent = Vec::new();
         for _ in 0..n {
             let now = self.now;
@@ -382,224 +381,10 @@ impl Net {
     }
 }
 
-fn received_from(peer: &Peer, ssrc: u32) -> Vec<(u16, Vec<u8>)> {
+pub(super) fn received_from(peer: &Peer, ssrc: u32) -> Vec<(u16, Vec<u8>)> {
     peer.rtp
         .iter()
         .filter(|(s, _, _)| *s == ssrc)
         .map(|(_, seq, p)| (*seq, p.clone()))
         .collect()
-}
-
-#[test]
-fn offer_is_answered_and_ice_dtls_connect() {
-    let mut net = Net::new();
-    net.add("alice");
-    net.peer("alice").publish();
-    net.offer("alice", true, true);
-    net.run_until(Duration::from_secs(10), |n| n.peers[0].connected);
-    assert_eq!(net.sfu.sessions(), 1);
-}
-
-#[test]
-fn publisher_media_reaches_two_subscribers_intact_and_in_order() {
-    let mut net = Net::new();
-    for name in ["bob", "carol"] {
-        net.add(name);
-        net.peer(name).bootstrap();
-        net.offer(name, false, true);
-    }
-    net.add("alice");
-    net.peer("alice").publish();
-    net.offer("alice", true, true);
-    net.run_until(Duration::from_secs(10), |n| {
-        n.peers.iter().all(|p| p.connected)
-    });
-    for name in ["bob", "carol"] {
-        let p = net.peer(name);
-        assert!(p.offers >= 1, "{name} got no renegotiation offer");
-        let mut kinds: Vec<_> = p
-            .tracks
-            .values()
-            .map(|(owner, kind, added)| (owner.clone(), *kind, *added))
-            .collect();
-        kinds.sort_by_key(|(_, k, _)| *k == MediaKind::Video);
-        assert_eq!(
-            kinds,
-            vec![
-                ("alice".to_owned(), MediaKind::Audio, true),
-                ("alice".to_owned(), MediaKind::Video, true)
-            ]
-        );
-    }
-    let sent = net.send_media("alice", 10);
-    let reconciles = net.sfu.reconciles;
-    let more = net.send_media("alice", 40);
-    assert_eq!(net.sfu.reconciles, reconciles, "no reconcile per packet");
-    let sent: Vec<_> = sent.into_iter().chain(more).collect();
-    net.settle();
-    for name in ["bob", "carol"] {
-        assert_received_all(net.peer(name), &sent);
-    }
-    // Publishers do not get their own media back.
-    assert!(net.peer("alice").rtp.is_empty());
-}
-
-#[test]
-fn a_late_joiner_receives_the_existing_tracks() {
-    let mut net = Net::new();
-    net.add("alice");
-    net.peer("alice").publish();
-    net.offer("alice", true, true);
-    net.run_until(Duration::from_secs(10), |n| n.peers[0].connected);
-    net.send_media("alice", 5);
-
-    net.add("dave");
-    net.peer("dave").bootstrap();
-    net.offer("dave", false, true);
-    net.run_until(Duration::from_secs(10), |n| n.peers[1].connected);
-    net.settle();
-    assert_eq!(
-        net.peer("dave").tracks.len(),
-        2,
-        "dave was told of both tracks"
-    );
-    let sent = net.send_media("alice", 20);
-    net.settle();
-    assert_received_all(net.peer("dave"), &sent);
-}
-
-#[test]
-fn leaving_unpublishes_everywhere() {
-    let mut net = Net::new();
-    net.add("bob");
-    net.peer("bob").bootstrap();
-    net.offer("bob", false, true);
-    net.add("alice");
-    net.peer("alice").publish();
-    net.offer("alice", true, true);
-    net.run_until(Duration::from_secs(10), |n| {
-        n.peers.iter().all(|p| p.connected)
-    });
-    let offers = net.peer("bob").offers;
-
-    net.input(MediaInput::Leave {
-        participant: "alice".into(),
-    });
-    net.settle();
-    let bob = net.peer("bob");
-    assert!(
-        bob.offers > offers,
-        "bob renegotiated without alice's tracks"
-    );
-    assert_eq!(bob.tracks.len(), 2);
-    assert!(
-        bob.tracks
-            .values()
-            .all(|(owner, _, added)| owner == "alice" && !added),
-        "{:?}",
-        bob.tracks
-    );
-    assert_eq!(net.sfu.sessions(), 1);
-}
-
-#[test]
-fn without_the_publish_grant_nothing_is_forwarded() {
-    let mut net = Net::new();
-    net.add("bob");
-    net.peer("bob").bootstrap();
-    net.offer("bob", false, true);
-    net.add("mallory");
-    net.peer("mallory").publish();
-    net.offer("mallory", false, true);
-    net.run_until(Duration::from_secs(10), |n| {
-        n.peers.iter().all(|p| p.connected)
-    });
-    net.send_media("mallory", 5);
-    net.settle();
-    let bob = net.peer("bob");
-    assert!(bob.tracks.is_empty() && bob.rtp.is_empty());
-}
-
-#[test]
-fn keyframe_requests_reach_the_publisher_throttled() {
-    let mut net = Net::new();
-    net.add("bob");
-    net.peer("bob").bootstrap();
-    net.offer("bob", false, true);
-    net.add("alice");
-    net.peer("alice").publish();
-    net.offer("alice", true, true);
-    net.run_until(Duration::from_secs(10), |n| {
-        n.peers.iter().all(|p| p.connected)
-    });
-    net.send_media("alice", 3);
-    // Three PLIs within one throttle interval: one reaches alice.
-    for _ in 0..3 {
-        let now = net.now;
-        let bob = net.peer("bob");
-        let receivers: Vec<_> = bob.pc.get_receivers().collect();
-        let pli = rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
-            sender_ssrc: 1,
-            media_ssrc: VIDEO_SSRC,
-        };
-        let mut sent = false;
-        for r in receivers {
-            let mut receiver = bob.pc.rtp_receiver(r).unwrap();
-            if receiver.track().ssrcs().any(|s| s == VIDEO_SSRC) {
-                receiver
-                    .write_rtcp(now, vec![Box::new(pli.clone())])
-                    .unwrap();
-                sent = true;
-            }
-        }
-        assert!(sent, "bob has a receiver for alice's video");
-        net.step();
-    }
-    net.settle();
-    assert_eq!(net.peer("alice").plis, 1);
-}
-
-#[test]
-fn a_publisher_gets_at_most_four_tracks_forwarded() {
-    let mut net = Net::new();
-    net.add("bob");
-    net.peer("bob").bootstrap();
-    net.offer("bob", false, true);
-    net.add("alice");
-    let videos: Vec<_> = (0..6)
-        .map(|k| {
-            (
-                RtpCodecKind::Video,
-                MIME_TYPE_VP8,
-                90_000,
-                0,
-                0x3333_0000 + k,
-            )
-        })
-        .collect();
-    net.peer("alice").add_tracks(&videos);
-    net.offer("alice", true, true);
-    net.run_until(Duration::from_secs(10), |n| {
-        n.peers.iter().all(|p| p.connected)
-    });
-    net.settle();
-    assert_eq!(
-        net.peer("bob").tracks.len(),
-        super::sfu::MAX_TRACKS_PER_PUBLISHER
-    );
-}
-
-fn assert_received_all(peer: &Peer, sent: &[(u32, u16, Vec<u8>)]) {
-    for ssrc in [AUDIO_SSRC, VIDEO_SSRC] {
-        let want: Vec<(u16, Vec<u8>)> = sent
-            .iter()
-            .filter(|(s, _, _)| *s == ssrc)
-            .map(|(_, seq, p)| (*seq, p.clone()))
-            .collect();
-        let got: Vec<(u16, Vec<u8>)> = received_from(peer, ssrc)
-            .into_iter()
-            .filter(|(seq, _)| want.iter().any(|(w, _)| w == seq))
-            .collect();
-        assert_eq!(got, want, "{}, ssrc {ssrc:x}", peer.name);
-    }
 }
