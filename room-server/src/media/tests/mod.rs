@@ -67,6 +67,25 @@ fn publisher_media_reaches_two_subscribers_intact_and_in_order() {
 }
 
 #[test]
+fn a_subscriber_may_start_with_recvonly_transceivers() {
+    let mut net = Net::new();
+    net.add("bob");
+    net.peer("bob").bootstrap_recvonly();
+    net.offer("bob", false, true);
+    net.add("alice");
+    net.peer("alice").publish();
+    net.offer("alice", true, true);
+    net.run_until(Duration::from_secs(10), |n| {
+        n.peers.iter().all(|p| p.connected)
+    });
+    net.settle();
+    assert_eq!(net.peer("bob").tracks.len(), 2);
+    let sent = net.send_media("alice", 20);
+    net.settle();
+    assert_received_all(net.peer("bob"), &sent);
+}
+
+#[test]
 fn a_late_joiner_receives_the_existing_tracks() {
     let mut net = Net::new();
     net.add("alice");

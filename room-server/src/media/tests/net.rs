@@ -146,6 +146,18 @@ impl Peer {
         self.pc.create_data_channel("bootstrap", None).unwrap();
     }
 
+    /// The first offer as browsers often make it: recvonly audio and video.
+    pub(super) fn bootstrap_recvonly(&mut self) {
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                streams: vec![],
+                send_encodings: vec![],
+            };
+            self.pc.add_transceiver_from_kind(kind, Some(init)).unwrap();
+        }
+    }
+
     pub(super) fn offer(&mut self, now: Instant) -> String {
         let offer = self.pc.create_offer(None).unwrap();
         self.pc.set_local_description(now, offer).unwrap();
