@@ -86,6 +86,28 @@ fn a_subscriber_may_start_with_recvonly_transceivers() {
 }
 
 #[test]
+fn an_unanswered_offer_is_rolled_back_and_made_again() {
+    let mut net = Net::new();
+    net.add("bob");
+    net.peer("bob").bootstrap();
+    net.offer("bob", false, true);
+    net.run_until(Duration::from_secs(10), |n| n.peers[0].connected);
+    net.peer("bob").ignore_offers = true;
+    net.add("alice");
+    net.peer("alice").publish();
+    net.offer("alice", true, true);
+    net.run_until(Duration::from_secs(5), |n| n.peers[0].offers == 1);
+    net.run_until(Duration::from_secs(15), |n| n.peers[0].offers == 2);
+    // Answered this time, the tracks flow.
+    net.peer("bob").ignore_offers = false;
+    net.run_until(Duration::from_secs(15), |n| n.peers[0].offers == 3);
+    net.run_until(Duration::from_secs(10), |n| n.peers[1].connected);
+    let sent = net.send_media("alice", 20);
+    net.settle();
+    assert_received_all(net.peer("bob"), &sent);
+}
+
+#[test]
 fn a_late_joiner_receives_the_existing_tracks() {
     let mut net = Net::new();
     net.add("alice");

@@ -44,6 +44,8 @@ pub(super) struct Peer {
     /// Track announcements: mid → (owner, kind, added).
     pub(super) tracks: HashMap<String, (String, MediaKind, bool)>,
     pub(super) offers: usize,
+    /// Leave server offers unanswered (a client that went quiet).
+    pub(super) ignore_offers: bool,
     /// Keyframe requests received.
     pub(super) plis: usize,
     /// The next RTP sequence number to send (SRTP refuses replays, so never reuse).
@@ -86,6 +88,7 @@ impl Peer {
             rtp: Vec::new(),
             tracks: HashMap::new(),
             offers: 0,
+            ignore_offers: false,
             plis: 0,
             next_seq: 1000,
             senders: Vec::new(),
@@ -247,6 +250,9 @@ impl Net {
                     let now = self.now;
                     let p = self.peer(&participant);
                     p.offers += 1;
+                    if p.ignore_offers {
+                        continue;
+                    }
                     let offer = RTCSessionDescription::offer(sdp).unwrap();
                     p.pc.set_remote_description(now, offer).unwrap();
                     let answer = p.pc.create_answer(None).unwrap();
