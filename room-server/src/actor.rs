@@ -16,6 +16,8 @@ use tokio::sync::mpsc;
 
 use crate::core::{ConnId, Identity, Input, Output, Room};
 use crate::http::Occupancy;
+use crate::media::shell::{MediaShell, DATAGRAM_BYTES};
+use crate::media::{MediaCore, MediaInput};
 use crate::metrics::Metrics;
 use crate::protocol::{close_code, close_reason_token, CloseReason};
 
@@ -64,6 +66,7 @@ pub(crate) enum ActorInput {
 pub(crate) async fn run(
     mut room: Room,
     mut rx: mpsc::Receiver<(ActorInput, Instant)>,
+    mut media: MediaShell,
     metrics: Metrics,
     occupancy: Arc<Occupancy>,
     shutdown: impl Future<Output = ()> + Send,
@@ -71,10 +74,25 @@ pub(crate) async fn run(
     let mut conns: HashMap<ConnId, ConnHandle> = HashMap::new();
     tokio::pin!(shutdown);
     let mut shutdown_seen = false;
+    let socket = media.socket.clone();
+    let mut buf = vec![0u8; DATAGRAM_BYTES];
     loop {
         let deadline = room.poll_timeout();
+        let media_deadline = media.sfu.poll_timeout();
         let far = Instant::now() + std::time::Duration::from_secs(86_400 * 365);
         let since = tokio::select! {
+            res = socket.recv_from(&mut buf) => {
+                match res {
+                    Ok((n, source)) => media.datagram(source, &buf[..n], &mut room),
+                    // ICMP errors (port unreachable) surface here on some systems.
+                    Err(e) => tracing::debug!(error = %e, "media socket"),
+                }
+                Instant::now()
+            }
+            () = tokio::time::sleep_until(media_deadline.unwrap_or(far).into()), if media_deadline.is_some() => {
+                media.handle(MediaInput::Timeout, &mut room);
+                Instant::now()
+            }
             msg = rx.recv() => {
                 let (input, since) = msg.unwrap_or((
                     ActorInput::Core(Input::Close { reason: CloseReason::Shutdown }),
@@ -99,7 +117,7 @@ pub(crate) async fn run(
         // Published before the outputs go out, so that anyone who has seen this
         // step's effect (a `welcome`, say) finds /status at least as fresh.
         occupancy.publish(room.seated(), room.locked());
-        apply_outputs(&mut room, &mut conns, since, &metrics);
+        apply_outputs(&mut room, &mut conns, &mut media, since, &metrics);
         metrics.participants.set(room.connected() as i64);
         occupancy.publish(room.seated(), room.locked());
         if let Some(reason) = room.ended() {
@@ -139,6 +157,7 @@ fn route(input: ActorInput, conns: &mut HashMap<ConnId, ConnHandle>) -> Input {
 fn apply_outputs(
     room: &mut Room,
     conns: &mut HashMap<ConnId, ConnHandle>,
+    media: &mut MediaShell,
     since: Instant,
     metrics: &Metrics,
 ) {
@@ -176,6 +195,7 @@ fn apply_outputs(
                         let _ = handle.close.try_send(cmd);
                     }
                 }
+                Output::Media(input) => media.handle(input, room),
                 Output::Rejected { code } => {
                     metrics
                         .rejected_frames

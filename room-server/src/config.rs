@@ -4,7 +4,7 @@
 //! operator (pod env) configure rooms the same way. Durations accept whole seconds
 //! (`300`) or humantime strings (`5m`, `250ms`, `24h`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::core::RoomConfig;
@@ -23,6 +23,17 @@ pub struct Args {
     /// Address to listen on. Default `127.0.0.1:0` (any free port, printed on stdout).
     #[arg(long, env = "RENDEZVOUS_ROOM_LISTEN", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
+
+    /// UDP port of the room's media (WebRTC) socket, on the `--listen` address; every
+    /// participant's media shares it. Default 0: any free port.
+    #[arg(long, env = "RENDEZVOUS_ROOM_MEDIA_PORT", default_value_t = 0)]
+    pub media_port: u16,
+
+    /// The IP address advertised in the room's ICE candidate, when participants
+    /// reach the media socket through another address than `--listen` (a public
+    /// IP in front of a Pod, a NAT). Default: the `--listen` address.
+    #[arg(long, env = "RENDEZVOUS_ROOM_PUBLIC_IP")]
+    pub public_ip: Option<IpAddr>,
 
     /// Verifying keys for room tokens, as a JWK Set JSON document.
     #[arg(long, env = "RENDEZVOUS_ROOM_TOKEN_JWKS")]
@@ -199,6 +210,8 @@ mod tests {
     fn defaults_match_the_contract() {
         let args = Args::with_defaults("r1", "{}");
         assert_eq!(args.listen.to_string(), "127.0.0.1:0");
+        assert_eq!(args.media_port, 0);
+        assert_eq!(args.public_ip, None);
         assert_eq!(args.max_participants, 50);
         assert_eq!(args.idle_timeout, Duration::from_secs(300));
         assert_eq!(args.max_duration, Duration::from_secs(86_400));

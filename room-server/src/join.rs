@@ -221,6 +221,11 @@ pub fn format_event(env: &Envelope, names: &mut HashMap<String, String>) -> Opti
             typing: true,
         } => format!("* {} is typing…", name_of(names, participant_id)),
         ServerEvent::Typing { .. } | ServerEvent::Read { .. } => return None,
+        // WebRTC signalling: the terminal client has no media.
+        ServerEvent::Answer { .. }
+        | ServerEvent::Offer { .. }
+        | ServerEvent::IceCandidate { .. }
+        | ServerEvent::Track { .. } => return None,
         ServerEvent::Muted {
             participant_id,
             muted,

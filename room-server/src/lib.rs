@@ -5,6 +5,7 @@
 //!   moderation, limits, timers), driven by [`actor`] — a single tokio task fed by
 //!   bounded channels.
 //! - `http`/`conn`: admission, the WebSocket endpoint and the lifecycle endpoints.
+//! - [`media`]: the sans-IO SFU (WebRTC sessions on one UDP port, RTP forwarding).
 //! - [`client`]: `RoomClient`, used by tests, `rendezvous join` and load generators.
 //! - [`join`]: the terminal chat client behind `rendezvous join`.
 //!
@@ -19,6 +20,7 @@ pub mod core;
 mod error;
 mod http;
 pub mod join;
+pub mod media;
 mod metrics;
 pub mod protocol;
 pub mod protocol_doc;

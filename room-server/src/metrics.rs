@@ -23,6 +23,14 @@ pub struct Metrics {
     pub disconnects: IntCounterVec,
     /// From a frame's arrival (or a timer) to the resulting event written to a socket.
     pub fanout_latency: Histogram,
+    /// WebRTC sessions the SFU holds.
+    pub media_sessions: IntGauge,
+    /// Datagrams received on the media socket.
+    pub media_datagrams_in: IntCounter,
+    /// Datagrams sent from the media socket.
+    pub media_datagrams_out: IntCounter,
+    /// Datagrams not sent because the socket's buffer was full (or the send failed).
+    pub media_datagrams_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -64,8 +72,29 @@ impl Metrics {
             ]),
         )
         .expect("valid metric");
+        let media_sessions = IntGauge::new(
+            "rendezvous_room_media_sessions",
+            "WebRTC sessions the SFU holds",
+        )
+        .expect("valid metric");
+        let media_datagrams_in = counter(
+            "rendezvous_room_media_datagrams_in_total",
+            "Datagrams received on the media socket",
+        );
+        let media_datagrams_out = counter(
+            "rendezvous_room_media_datagrams_out_total",
+            "Datagrams sent from the media socket",
+        );
+        let media_datagrams_dropped = counter(
+            "rendezvous_room_media_datagrams_dropped_total",
+            "Datagrams not sent: socket buffer full or send failed",
+        );
         for c in [
             Box::new(participants.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(media_sessions.clone()),
+            Box::new(media_datagrams_in.clone()),
+            Box::new(media_datagrams_out.clone()),
+            Box::new(media_datagrams_dropped.clone()),
             Box::new(messages_in.clone()),
             Box::new(messages_out.clone()),
             Box::new(bytes_in.clone()),
@@ -86,6 +115,10 @@ impl Metrics {
             rejected_frames,
             disconnects,
             fanout_latency,
+            media_sessions,
+            media_datagrams_in,
+            media_datagrams_out,
+            media_datagrams_dropped,
         }
     }
 

@@ -32,9 +32,8 @@ pub const MAX_KICK_REASON_CHARS: usize = 200;
 /// a protocol error that would cost the peer the whole close frame.
 pub const MAX_CLOSE_REASON_BYTES: usize = 123;
 
-/// Message types reserved for WebRTC signalling (the SFU issue); today they are
-/// answered with a `not_implemented` error.
-pub const RESERVED_TYPES: &[&str] = &["offer", "answer", "ice_candidate", "track"];
+/// Message types reserved for future use; answered with a `not_implemented` error.
+pub const RESERVED_TYPES: &[&str] = &["track"];
 
 /// A frame a client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +89,19 @@ pub enum ClientMessage {
     EndRoom {},
     /// Leave now, without a reconnect grace period.
     Leave {},
+    /// WebRTC: an SDP offer for your media session (grant `publish` to send
+    /// media, `subscribe` to receive it). The first offer creates the session;
+    /// the server answers with `answer`.
+    Offer { sdp: String },
+    /// WebRTC: your answer to a server `offer` (renegotiation).
+    Answer { sdp: String },
+    /// WebRTC: a trickled ICE candidate of yours (`candidate` as in
+    /// `RTCIceCandidate.candidate`; an empty string ends the candidates).
+    IceCandidate {
+        candidate: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sdp_mid: Option<String>,
+    },
 }
 
 /// A frame the server sends: an event with its room sequence number and time.
@@ -161,6 +173,27 @@ pub enum ServerEvent {
     Locked { locked: bool, by: String },
     /// The room is over; the server closes the socket next.
     RoomClosed { reason: CloseReason },
+    /// WebRTC: the answer to your `offer`.
+    Answer { sdp: String },
+    /// WebRTC: the server renegotiates (someone published or unpublished); reply
+    /// with `answer`.
+    Offer { sdp: String },
+    /// WebRTC: an ICE candidate of the server's.
+    IceCandidate {
+        candidate: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sdp_mid: Option<String>,
+    },
+    /// WebRTC: the m-line `mid` of your session carries `participantId`'s track
+    /// (stream id `streamId`), or no longer does (`removed: true`). Sent before the
+    /// `offer` that adds the m-line, and before the one that stops it.
+    Track {
+        participant_id: String,
+        kind: TrackKind,
+        mid: String,
+        stream_id: String,
+        removed: bool,
+    },
     /// A frame or command was refused; the connection stays open.
     Error {
         code: ErrorCode,
@@ -242,6 +275,16 @@ pub struct Limits {
     pub rate_limit_window_ms: u64,
 }
 
+/// What a forwarded track carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrackKind {
+    /// Opus.
+    Audio,
+    /// VP8.
+    Video,
+}
+
 /// Why a participant left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -297,6 +340,8 @@ pub enum ErrorCode {
     NotImplemented,
     /// A bound on reactions was reached.
     LimitReached,
+    /// The media session refused an `offer`, `answer` or `ice_candidate`.
+    NegotiationFailed,
 }
 
 /// WebSocket close codes this server uses (see `docs/protocol.md`).
@@ -398,6 +443,9 @@ impl ClientMessage {
             ClientMessage::Lock { .. } => "lock",
             ClientMessage::EndRoom {} => "end_room",
             ClientMessage::Leave {} => "leave",
+            ClientMessage::Offer { .. } => "offer",
+            ClientMessage::Answer { .. } => "answer",
+            ClientMessage::IceCandidate { .. } => "ice_candidate",
         }
     }
 
@@ -422,6 +470,7 @@ impl ErrorCode {
             ErrorCode::UnexpectedMessage => "unexpected_message",
             ErrorCode::NotImplemented => "not_implemented",
             ErrorCode::LimitReached => "limit_reached",
+            ErrorCode::NegotiationFailed => "negotiation_failed",
         }
     }
 }
@@ -474,8 +523,23 @@ mod tests {
     }
 
     #[test]
+    fn signalling_frames_parse() {
+        assert_eq!(
+            parse_client_message(r#"{"type":"offer","sdp":"v=0"}"#),
+            Ok(ClientMessage::Offer { sdp: "v=0".into() })
+        );
+        assert_eq!(
+            parse_client_message(r#"{"type":"ice_candidate","candidate":"c","sdpMid":"0"}"#),
+            Ok(ClientMessage::IceCandidate {
+                candidate: "c".into(),
+                sdp_mid: Some("0".into())
+            })
+        );
+    }
+
+    #[test]
     fn reserved_types_are_not_implemented_and_garbage_is_malformed() {
-        let err = parse_client_message(r#"{"type":"offer","sdp":"v=0"}"#).unwrap_err();
+        let err = parse_client_message(r#"{"type":"track","mid":"0"}"#).unwrap_err();
         assert_eq!(err.code, ErrorCode::NotImplemented);
         for bad in [
             "",

@@ -6,8 +6,8 @@ use rendezvous_api::Grants;
 
 use crate::protocol::{
     close_code, ChatMessage, ClientMessage, CloseReason, Envelope, ErrorCode, LeaveReason, Limits,
-    Participant, Reaction, Receipt, ServerEvent, Welcome, BEARER_PROTOCOL_PREFIX, PROTOCOL_VERSION,
-    SUBPROTOCOL,
+    Participant, Reaction, Receipt, ServerEvent, TrackKind, Welcome, BEARER_PROTOCOL_PREFIX,
+    PROTOCOL_VERSION, SUBPROTOCOL,
 };
 
 /// Markers around the generated part of `docs/protocol.md`.
@@ -29,6 +29,9 @@ fn client_doc(msg: &ClientMessage) -> &'static str {
         ClientMessage::Lock { .. } => "Moderator: refuse new participants (4006); people within their grace period may still return.",
         ClientMessage::EndRoom {} => "Moderator: end the room for everyone (`room_closed` with reason `ended`).",
         ClientMessage::Leave {} => "Leave at once, with no reconnect grace period (same as closing with code 1000).",
+        ClientMessage::Offer { .. } => "WebRTC: an SDP offer for your media session, which the first one creates. Needs grant `publish` (your tracks are forwarded to the others) or `subscribe` (theirs are forwarded to you), or both. A participant who only subscribes offers a data channel (or recvonly transceivers) to start. Answered by `answer`, or `error` `negotiation_failed`. Media goes to the one UDP port of the room named by the answer's candidate.",
+        ClientMessage::Answer { .. } => "WebRTC: your answer to a server `offer`. An `offer` left unanswered for 10 s is rolled back and made again. Like every frame it must fit in `limits.maxFrameBytes`; an SDP grows by about 0.5 KB per forwarded track, so rooms with many publishers need a larger `--max-frame-bytes`.",
+        ClientMessage::IceCandidate { .. } => "WebRTC: a trickled ICE candidate. Optional: the server is ICE-lite and learns your address from your connectivity checks.",
     }
 }
 
@@ -49,6 +52,10 @@ fn server_doc(event: &ServerEvent) -> &'static str {
         ServerEvent::Muted { .. } => "A moderator muted or unmuted someone.",
         ServerEvent::Locked { .. } => "A moderator locked or unlocked the room.",
         ServerEvent::RoomClosed { .. } => "The room ended: `ended`, `closed`, `idle`, `lifetime` or `shutdown`. The socket closes next with 1000.",
+        ServerEvent::Answer { .. } => "WebRTC: the answer to your `offer`, with the server's one ICE candidate (host, UDP, the room's media port; `--public-ip` if set).",
+        ServerEvent::Offer { .. } => "WebRTC: the server renegotiates because someone published or unpublished; reply with `answer`. Never sent before your first `offer` is answered, nor while one of its offers waits.",
+        ServerEvent::IceCandidate { .. } => "WebRTC: an ICE candidate of the server's (its answers already carry its candidate; reserved for later use).",
+        ServerEvent::Track { .. } => "WebRTC: whose track an m-line of your session carries: `participantId` (the publisher), `kind` (`audio` Opus, `video` VP8), your `mid`, and the forwarded `streamId` (msid). Sent before the `offer` that adds it; `removed: true` before the one that stops it (the publisher unpublished or left).",
         ServerEvent::Error { .. } => "A frame was refused; the connection stays open. See the error codes below.",
     }
 }
@@ -59,13 +66,14 @@ fn error_doc(code: ErrorCode) -> &'static str {
         ErrorCode::FrameTooLarge => "frame over `limits.maxFrameBytes` (over 4× that the socket closes with 1009)",
         ErrorCode::InvalidText => "empty text, text over `limits.maxTextChars`, a bad emoji, or a kick `reason` over 200 characters",
         ErrorCode::RateLimited => "token bucket empty: `rateLimitMessages` chat frames per `rateLimitWindowMs` (5× that for other frames)",
-        ErrorCode::Forbidden => "the token lacks the grant (`chat` for chat and typing, `moderate` for moderation)",
+        ErrorCode::Forbidden => "the token lacks the grant (`chat` for chat and typing, `moderate` for moderation, `publish` or `subscribe` for WebRTC signalling)",
         ErrorCode::Muted => "a moderator muted you",
         ErrorCode::NotFound => "no such message in the backlog, or no such participant",
         ErrorCode::NotYours => "you may only edit or delete your own messages",
         ErrorCode::UnexpectedMessage => "a second `hello`, or kicking yourself",
-        ErrorCode::NotImplemented => "a type reserved for WebRTC signalling",
+        ErrorCode::NotImplemented => "a type reserved for later use (`track` from a client)",
         ErrorCode::LimitReached => "too many distinct reactions on one message",
+        ErrorCode::NegotiationFailed => "the media session refused an `offer`, `answer` or `ice_candidate` (bad SDP, an `answer` nobody asked for, too many media sessions); `message` says why",
     }
 }
 
@@ -81,6 +89,7 @@ const ERROR_CODES: &[ErrorCode] = &[
     ErrorCode::UnexpectedMessage,
     ErrorCode::NotImplemented,
     ErrorCode::LimitReached,
+    ErrorCode::NegotiationFailed,
 ];
 
 const CLOSE_CODES: &[(u16, &str, &str)] = &[
@@ -214,6 +223,16 @@ fn client_examples() -> Vec<ClientMessage> {
         ClientMessage::Lock { locked: true },
         ClientMessage::EndRoom {},
         ClientMessage::Leave {},
+        ClientMessage::Offer {
+            sdp: "v=0\r\no=- 4611 2 IN IP4 127.0.0.1\r\n…".into(),
+        },
+        ClientMessage::Answer {
+            sdp: "v=0\r\no=- 4612 3 IN IP4 127.0.0.1\r\n…".into(),
+        },
+        ClientMessage::IceCandidate {
+            candidate: "candidate:1 1 udp 2130706431 192.0.2.7 54321 typ host".into(),
+            sdp_mid: Some("0".into()),
+        },
     ]
 }
 
@@ -303,6 +322,23 @@ fn server_examples() -> Vec<ServerEvent> {
         },
         ServerEvent::RoomClosed {
             reason: CloseReason::Ended,
+        },
+        ServerEvent::Answer {
+            sdp: "v=0\r\no=- 9001 2 IN IP4 0.0.0.0\r\n…a=ice-lite\r\n…".into(),
+        },
+        ServerEvent::Offer {
+            sdp: "v=0\r\no=- 9001 3 IN IP4 0.0.0.0\r\n…".into(),
+        },
+        ServerEvent::IceCandidate {
+            candidate: "candidate:1 1 udp 2130706431 203.0.113.5 40000 typ host".into(),
+            sdp_mid: Some("0".into()),
+        },
+        ServerEvent::Track {
+            participant_id: "u2".into(),
+            kind: TrackKind::Video,
+            mid: "2".into(),
+            stream_id: "p2".into(),
+            removed: false,
         },
         ServerEvent::Error {
             code: ErrorCode::RateLimited,
@@ -412,7 +448,7 @@ mod tests {
                 env
             );
         }
-        assert_eq!(ERROR_CODES.len(), 11);
+        assert_eq!(ERROR_CODES.len(), 12);
     }
 
     #[test]

@@ -12,13 +12,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rendezvous_api::JwkSet;
 use rendezvous_auth::{Expect, KeySet, Verifier};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 use crate::actor::{self, ACTOR_QUEUE};
 use crate::core::Room;
 use crate::http::{app, AppState, Heartbeat, Occupancy, Shared};
+use crate::media::shell::MediaShell;
+use crate::media::{Sfu, SfuConfig};
 use crate::metrics::Metrics;
 use crate::protocol::CloseReason;
 use crate::{Args, Error, Result};
@@ -30,6 +32,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Server {
     args: Args,
     listener: TcpListener,
+    media: UdpSocket,
     verifier: Verifier,
 }
 
@@ -53,9 +56,17 @@ impl Server {
                 addr: args.listen,
                 source,
             })?;
+        let media_addr = SocketAddr::new(args.listen.ip(), args.media_port);
+        let media = UdpSocket::bind(media_addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: media_addr,
+                source,
+            })?;
         Ok(Self {
             args,
             listener,
+            media,
             verifier,
         })
     }
@@ -67,18 +78,46 @@ impl Server {
             .expect("a bound TCP listener has an address")
     }
 
+    /// The media socket's address (the port when `--media-port` was 0).
+    pub fn media_addr(&self) -> SocketAddr {
+        self.media
+            .local_addr()
+            .expect("a bound UDP socket has an address")
+    }
+
+    /// The address participants are told to send media to: `--public-ip` (or
+    /// the listen address) and the media port.
+    pub fn media_candidate(&self) -> SocketAddr {
+        let ip = self.args.public_ip.unwrap_or(self.args.listen.ip());
+        SocketAddr::new(ip, self.media_addr().port())
+    }
+
     /// Serve until the room ends (closed, ended, idle, lifetime or `shutdown`);
     /// returns why it ended once every connection has been closed.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<CloseReason> {
+        let candidate = self.media_candidate();
         let Server {
             args,
             listener,
+            media,
             verifier,
         } = self;
+        if candidate.ip().is_unspecified() {
+            tracing::warn!(%candidate, "no --public-ip: participants cannot reach the media socket");
+        }
         let metrics = Metrics::new();
+        let media = MediaShell {
+            sfu: Sfu::new(SfuConfig {
+                candidate,
+                max_sessions: args.max_participants,
+            }),
+            local: media.local_addr().map_err(Error::Serve)?,
+            socket: Arc::new(media),
+            metrics: metrics.clone(),
+        };
         let (tx, rx) = mpsc::channel(ACTOR_QUEUE);
         // Capacity 1: nobody ever sends; only the closing of the channel matters.
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -100,8 +139,9 @@ impl Server {
         });
         let room = Room::new(args.room_config(), Instant::now(), unix_ms());
         let span = tracing::info_span!("room", room_id = %args.room_id);
-        let mut actor =
-            tokio::spawn(actor::run(room, rx, metrics, occupancy, shutdown).instrument(span));
+        let mut actor = tokio::spawn(
+            actor::run(room, rx, media, metrics, occupancy, shutdown).instrument(span),
+        );
 
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let server = axum::serve(listener, app(state.clone()))

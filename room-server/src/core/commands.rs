@@ -67,7 +67,17 @@ impl Room {
                 | ClientMessage::Lock { .. }
                 | ClientMessage::EndRoom {}
         );
-        if (needs_chat && !member.grants.chat) || (needs_moderate && !member.grants.moderate) {
+        let needs_media = matches!(
+            msg,
+            ClientMessage::Offer { .. }
+                | ClientMessage::Answer { .. }
+                | ClientMessage::IceCandidate { .. }
+        );
+        let media_granted = member.grants.publish || member.grants.subscribe;
+        if (needs_chat && !member.grants.chat)
+            || (needs_moderate && !member.grants.moderate)
+            || (needs_media && !media_granted)
+        {
             let text = format!("your token does not allow `{}`", msg.kind());
             return Err((ErrorCode::Forbidden, text));
         }
@@ -121,6 +131,9 @@ impl Room {
             }
             ClientMessage::EndRoom {} => self.end(now, CloseReason::Ended),
             ClientMessage::Leave {} => self.leave(now, &id),
+            msg @ (ClientMessage::Offer { .. }
+            | ClientMessage::Answer { .. }
+            | ClientMessage::IceCandidate { .. }) => self.signal(id, msg),
         }
     }
 

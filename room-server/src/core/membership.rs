@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::time::Instant;
 
 use super::{ConnId, Identity, Member, Output, Room, Standing};
+use crate::media::MediaInput;
 use crate::protocol::{
     close_code, CloseReason, LeaveReason, Limits, Participant, Receipt, ServerEvent, Welcome,
     PROTOCOL_VERSION,
@@ -32,6 +33,12 @@ impl Room {
         let member = self.members.get_mut(&who.id).expect("admitted above");
         if let Some(old) = member.conn.take() {
             self.conns.remove(&old);
+            // The new connection negotiates a new media session.
+            if std::mem::take(&mut member.media) {
+                self.out.push_back(Output::Media(MediaInput::Leave {
+                    participant: who.id.clone(),
+                }));
+            }
             self.out.push_back(Output::Close {
                 conn: old,
                 code: close_code::REPLACED,
@@ -106,6 +113,7 @@ impl Room {
             grace_until: None,
             typing_until: None,
             read_up_to: 0,
+            media: false,
         };
         self.members.insert(who.id.clone(), member);
         Ok(())
@@ -139,6 +147,9 @@ impl Room {
         let Some(id) = self.conns.remove(&conn) else {
             return;
         };
+        // Media sessions do not survive the signalling connection: a returning
+        // participant offers again.
+        self.end_media(&id);
         if self.conns.is_empty() {
             self.idle_since = Some(now);
         }
@@ -179,6 +190,8 @@ impl Room {
         reason: LeaveReason,
         (code, why): (u16, Cow<'static, str>),
     ) {
+        // Before `forget`: it needs the member.
+        self.end_media(id);
         if let Some(member) = self.forget(id) {
             if let Some(conn) = member.conn {
                 self.conns.remove(&conn);

@@ -15,6 +15,7 @@ mod backlog;
 mod bucket;
 mod commands;
 mod membership;
+mod signalling;
 mod standing;
 #[cfg(test)]
 mod tests;
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use rendezvous_api::Grants;
 
+use crate::media::{MediaInput, MediaOutput};
 use crate::protocol::{close_code, CloseReason, Envelope, ErrorCode, LeaveReason, ServerEvent};
 pub use backlog::{Backlog, ReplayLog};
 pub use bucket::TokenBucket;
@@ -93,6 +95,9 @@ pub enum Input {
     Disconnected { conn: ConnId, clean: bool },
     /// End the room (`POST /close`, shutdown).
     Close { reason: CloseReason },
+    /// A signalling event of the media core for one participant (never a
+    /// datagram: the shell sends those itself).
+    Media(MediaOutput),
 }
 
 /// What the shell must do.
@@ -112,6 +117,9 @@ pub enum Output {
     },
     /// An `error` event was sent (for the rejected-frames metric).
     Rejected { code: ErrorCode },
+    /// Hand a signalling request (or the end of a participant's media session) to
+    /// the media core.
+    Media(MediaInput),
 }
 
 #[derive(Debug)]
@@ -125,6 +133,8 @@ struct Member {
     grace_until: Option<Instant>,
     typing_until: Option<Instant>,
     read_up_to: u64,
+    /// They sent an `offer`: the media core holds a session for them.
+    media: bool,
 }
 
 /// The state of one room.
@@ -217,6 +227,7 @@ impl Room {
             } => self.rejected(now, conn, code, message),
             Input::Disconnected { conn, clean } => self.disconnected(now, conn, clean),
             Input::Close { reason } => self.end(now, reason),
+            Input::Media(out) => self.media_event(now, out),
         }
     }
 

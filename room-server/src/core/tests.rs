@@ -465,3 +465,5 @@ fn an_over_long_kick_reason_is_refused_with_invalid_text_and_kicks_nobody() {
 }
 
 mod prop;
+
+mod signalling;

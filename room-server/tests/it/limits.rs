@@ -68,7 +68,7 @@ async fn malformed_frames_get_errors_and_the_room_keeps_serving() {
         a.send_raw(bad).await.unwrap();
         assert_eq!(expect_error(&mut a).await, ErrorCode::Malformed, "{bad:?}");
     }
-    a.send_raw(r#"{"type":"offer","sdp":"v=0"}"#).await.unwrap();
+    a.send_raw(r#"{"type":"track","mid":"0"}"#).await.unwrap();
     assert_eq!(expect_error(&mut a).await, ErrorCode::NotImplemented);
     a.say("still here").await.unwrap();
     expect_message(&mut b, "still here").await;

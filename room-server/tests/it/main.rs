@@ -8,5 +8,6 @@ mod heartbeat;
 mod join;
 mod lifecycle;
 mod limits;
+mod media;
 mod moderation;
 mod presence;

@@ -1,0 +1,128 @@
+//! WebRTC signalling through the chat core: grants, hand-off, the way back.
+
+use super::*;
+use crate::media::{MediaInput, MediaKind, MediaOutput};
+
+fn media_of(out: &[Output]) -> Vec<MediaInput> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Media(m) => Some(m.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn offer() -> ClientMessage {
+    ClientMessage::Offer { sdp: "v=0".into() }
+}
+
+#[test]
+fn an_offer_goes_to_the_media_core_with_the_grants() {
+    let mut h = Harness::new();
+    h.join(1, "alice", Grants::participant());
+    let out = h.msg(1, offer());
+    assert_eq!(
+        media_of(&out),
+        vec![MediaInput::Offer {
+            participant: "alice".into(),
+            sdp: "v=0".into(),
+            publish: true,
+            subscribe: true,
+        }]
+    );
+}
+
+#[test]
+fn signalling_needs_publish_or_subscribe() {
+    let mut h = Harness::new();
+    let chat_only = Grants {
+        publish: false,
+        subscribe: false,
+        ..Grants::participant()
+    };
+    h.join(1, "eve", chat_only);
+    let out = h.msg(1, offer());
+    assert!(media_of(&out).is_empty());
+    assert!(out.contains(&Output::Rejected {
+        code: ErrorCode::Forbidden
+    }));
+}
+
+#[test]
+fn the_media_session_ends_with_the_connection_and_only_if_there_was_one() {
+    let mut h = Harness::new();
+    h.join(1, "alice", Grants::participant());
+    h.join(2, "bob", Grants::participant());
+    h.msg(1, offer());
+    let leave = MediaInput::Leave {
+        participant: "alice".into(),
+    };
+    let out = h.input(Input::Disconnected {
+        conn: ConnId(1),
+        clean: false,
+    });
+    assert_eq!(media_of(&out), vec![leave]);
+    // Bob never offered: nothing for the media core.
+    let out = h.input(Input::Disconnected {
+        conn: ConnId(2),
+        clean: true,
+    });
+    assert!(media_of(&out).is_empty());
+}
+
+#[test]
+fn leaving_and_kicks_end_the_media_session() {
+    let mut h = Harness::new();
+    h.join(1, "alice", Grants::participant());
+    h.join(2, "mod", Grants::creator());
+    h.join(3, "bob", Grants::participant());
+    h.msg(1, offer());
+    h.msg(3, offer());
+    let out = h.msg(1, ClientMessage::Leave {});
+    assert_eq!(
+        media_of(&out),
+        vec![MediaInput::Leave {
+            participant: "alice".into()
+        }]
+    );
+    let kick = ClientMessage::Kick {
+        participant_id: "bob".into(),
+        reason: None,
+    };
+    let out = h.msg(2, kick);
+    assert_eq!(
+        media_of(&out),
+        vec![MediaInput::Leave {
+            participant: "bob".into()
+        }]
+    );
+}
+
+#[test]
+fn media_events_reach_their_participant_only() {
+    let mut h = Harness::new();
+    h.join(1, "alice", Grants::participant());
+    h.join(2, "bob", Grants::participant());
+    let out = h.input(Input::Media(MediaOutput::Track {
+        participant: "bob".into(),
+        owner: "alice".into(),
+        kind: MediaKind::Video,
+        mid: "2".into(),
+        stream_id: "p1".into(),
+        added: true,
+    }));
+    let [Output::Send { conn, frame }] = out.as_slice() else {
+        panic!("one frame for bob: {out:?}");
+    };
+    assert_eq!(*conn, ConnId(2));
+    assert!(frame.contains(r#""type":"track""#) && frame.contains(r#""participantId":"alice""#));
+    assert!(frame.contains(r#""removed":false"#));
+
+    let out = h.input(Input::Media(MediaOutput::Refused {
+        participant: "alice".into(),
+        message: "bad sdp".into(),
+    }));
+    assert!(out.contains(&Output::Rejected {
+        code: ErrorCode::NegotiationFailed
+    }));
+}

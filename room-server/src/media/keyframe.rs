@@ -1,0 +1,153 @@
+//! Keyframe requests: subscribers' PLI/FIR reach the SFU and go upstream, throttled.
+//!
+//! `rtc`'s interceptor chain consumes inbound RTCP (reports, NACK) before the
+//! application sees it. [`KeyframeRequestTap`] sits at the outer end of each
+//! session's chain and marks packets carrying a PLI or FIR for delivery to the
+//! application, so the SFU can relay them to the publisher.
+//!
+//! Every subscriber that joins or loses a packet asks for a keyframe, and a
+//! keyframe costs the publisher several times a normal frame; [`Throttle`] lets
+//! at most one request per published SSRC through per interval.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::sansio::Protocol;
+use rtc::shared::error::Error;
+
+/// At most one keyframe request per published stream this often: a keyframe every
+/// half second at worst keeps a freshly joined subscriber's wait short without
+/// letting a lossy subscriber make the publisher send nothing but keyframes.
+pub(crate) const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Whether an RTCP packet asks for a keyframe.
+pub(crate) fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
+    let any = packet.as_any();
+    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+}
+
+/// The interceptor that lets PLI/FIR through to the application.
+#[derive(Default)]
+pub(crate) struct KeyframeRequestTap {
+    reads: VecDeque<TaggedPacket>,
+    writes: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
+                msg.message.add(Attribute::DeliverToApplication);
+            }
+        }
+        self.reads.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.reads.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.writes.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.writes.pop_front()
+    }
+
+    fn close(&mut self) -> Result<(), Self::Error> {
+        self.reads.clear();
+        self.writes.clear();
+        Ok(())
+    }
+}
+
+impl Interceptor for KeyframeRequestTap {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+/// When each published stream last had a keyframe request relayed.
+#[derive(Debug, Default)]
+pub(crate) struct Throttle {
+    /// One entry per published SSRC that was ever asked for a keyframe; entries
+    /// go with their track ([`Throttle::forget`]), so it is bounded by the
+    /// forwarding table.
+    last: HashMap<u32, Instant>,
+}
+
+impl Throttle {
+    /// True when a request for `ssrc` may go to the publisher now.
+    pub(crate) fn allow(&mut self, ssrc: u32, now: Instant) -> bool {
+        match self.last.get(&ssrc) {
+            Some(t) if now.saturating_duration_since(*t) < KEYFRAME_INTERVAL => false,
+            _ => {
+                self.last.insert(ssrc, now);
+                true
+            }
+        }
+    }
+
+    /// Drop SSRCs for which `keep` is false.
+    pub(crate) fn retain(&mut self, keep: impl Fn(u32) -> bool) {
+        self.last.retain(|ssrc, _| keep(*ssrc));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtc::rtcp::receiver_report::ReceiverReport;
+    use rtc::shared::{TransportContext, TransportProtocol};
+
+    fn inbound(packets: Vec<Box<dyn rtc::rtcp::Packet>>) -> TaggedPacket {
+        TaggedPacket {
+            now: Instant::now(),
+            transport: TransportContext {
+                local_addr: "127.0.0.1:5000".parse().unwrap(),
+                peer_addr: "127.0.0.1:6000".parse().unwrap(),
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: Packet::Rtcp(packets).into(),
+        }
+    }
+
+    #[test]
+    fn only_keyframe_requests_reach_the_application() {
+        let mut tap = KeyframeRequestTap::default();
+        tap.handle_read(inbound(vec![Box::new(PictureLossIndication::default())]))
+            .unwrap();
+        tap.handle_read(inbound(vec![Box::new(ReceiverReport::default())]))
+            .unwrap();
+        let pli = tap.poll_read().unwrap();
+        let rr = tap.poll_read().unwrap();
+        assert!(pli.message.has(&Attribute::DeliverToApplication));
+        assert!(!rr.message.has(&Attribute::DeliverToApplication));
+    }
+
+    #[test]
+    fn one_request_per_stream_per_interval() {
+        let mut t = Throttle::default();
+        let t0 = Instant::now();
+        assert!(t.allow(1, t0));
+        assert!(!t.allow(1, t0 + KEYFRAME_INTERVAL / 2));
+        assert!(t.allow(2, t0 + KEYFRAME_INTERVAL / 2));
+        assert!(t.allow(1, t0 + KEYFRAME_INTERVAL));
+        t.retain(|ssrc| ssrc == 2);
+        assert!(t.allow(1, t0 + KEYFRAME_INTERVAL));
+    }
+}

@@ -1,0 +1,116 @@
+//! The sans-IO media core: a Selective Forwarding Unit behind one UDP port per room.
+//!
+//! The shell feeds [`MediaInput`]s (datagrams with their addresses, signalling
+//! requests from the room's WebSocket, timer ticks) together with the current time
+//! and drains [`MediaOutput`]s (datagrams to send, signalling events for one
+//! participant). The core owns no socket, task or clock, like the chat core.
+//!
+//! Data flow: a datagram is routed to one participant's WebRTC session by
+//! [`demux::Demuxer`] (the ICE username fragment of a STUN check names the session;
+//! after that the remote address does). Each session is an `rtc` peer connection
+//! (ICE-lite, DTLS-SRTP, RTP/RTCP interceptors). RTP a publisher sends is forwarded
+//! without decoding to every subscriber's sendonly transceiver
+//! ([`forward::ForwardTable`]); keyframe requests (PLI/FIR) from subscribers go back
+//! to the publisher, throttled.
+
+mod codecs;
+mod demux;
+mod forward;
+mod keyframe;
+mod session;
+mod sfu;
+pub(crate) mod shell;
+#[cfg(test)]
+mod tests;
+mod ufrag;
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+pub use sfu::{Sfu, SfuConfig};
+
+/// The interface the shell drives; [`Sfu`] is the implementation.
+pub trait MediaCore {
+    /// Feed one input observed at `now`.
+    fn handle_input(&mut self, input: MediaInput, now: Instant);
+    /// The next thing the shell must do, if any.
+    fn poll_output(&mut self) -> Option<MediaOutput>;
+    /// When to feed [`MediaInput::Timeout`] next.
+    fn poll_timeout(&self) -> Option<Instant>;
+}
+
+/// Kinds of media a participant may publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// What the media core is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaInput {
+    /// A UDP datagram that arrived on the room's media socket.
+    Datagram {
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// A participant's SDP offer (`offer` frame). `publish` and `subscribe` are the
+    /// token's grants: without `publish` their media is not forwarded, without
+    /// `subscribe` nobody's media is forwarded to them.
+    Offer {
+        participant: String,
+        sdp: String,
+        publish: bool,
+        subscribe: bool,
+    },
+    /// A participant's answer to a server offer (`answer` frame).
+    Answer { participant: String, sdp: String },
+    /// A trickled remote ICE candidate (`ice_candidate` frame).
+    Candidate {
+        participant: String,
+        candidate: String,
+        sdp_mid: Option<String>,
+    },
+    /// The participant left the room (or lost the grants): end their session and
+    /// unpublish their tracks everywhere.
+    Leave { participant: String },
+    /// The time returned by [`MediaCore::poll_timeout`] has come.
+    Timeout,
+}
+
+/// What the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaOutput {
+    /// Send a datagram from the media socket.
+    Transmit {
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// Send `answer` to a participant.
+    Answer { participant: String, sdp: String },
+    /// Send a server-initiated `offer` (renegotiation) to a participant.
+    Offer { participant: String, sdp: String },
+    /// Send a local ICE candidate to a participant.
+    Candidate {
+        participant: String,
+        candidate: String,
+        sdp_mid: Option<String>,
+    },
+    /// Tell `participant` that the m-line `mid` of their session carries (or, with
+    /// `added: false`, no longer carries) `owner`'s track.
+    Track {
+        participant: String,
+        owner: String,
+        kind: MediaKind,
+        mid: String,
+        stream_id: String,
+        added: bool,
+    },
+    /// A signalling request of `participant` was refused.
+    Refused {
+        participant: String,
+        message: String,
+    },
+}

@@ -1,0 +1,477 @@
+//! One participant's WebRTC session: an `rtc` peer connection plus the signalling
+//! state the SFU keeps around it.
+//!
+//! The client always makes the first offer. After it is answered, the SFU may
+//! renegotiate (its own offer) whenever the forwarding graph changes the session's
+//! sendonly transceivers — but only from a stable signalling state and with no
+//! offer of its own in flight; an offer left unanswered for
+//! [`OFFER_TIMEOUT`] is rolled back and the change offered again.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rtc::ice::candidate::CandidateConfig;
+use rtc::interceptor::{Registry, Slot};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::TaggedRTCMessage;
+use rtc::peer_connection::sdp::{RTCSdpType, RTCSessionDescription};
+use rtc::peer_connection::state::{RTCPeerConnectionState, RTCSignalingState};
+use rtc::peer_connection::transport::{
+    CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
+};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters};
+use rtc::rtp_transceiver::{
+    RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
+};
+use rtc::sansio::Protocol;
+use rtc::shared::error::{Error, Result};
+use rtc::shared::TaggedBytesMut;
+
+use super::codecs::media_engine;
+use super::forward::TrackKey;
+use super::keyframe::KeyframeRequestTap;
+use super::ufrag;
+
+/// A session, numbered by the SFU; the number is part of its ICE ufrag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+/// How one subscriber's sender carries a codec.
+pub(crate) struct Leg {
+    pub payload_type: u8,
+    /// Negotiated header extensions: (id, URI).
+    pub extensions: Vec<(u8, String)>,
+    pub mid: Option<String>,
+}
+
+/// How long the SFU waits for the answer to its own offer before rolling it back.
+pub(crate) const OFFER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One participant's session.
+pub(crate) struct Session {
+    pub id: SessionId,
+    pub participant: String,
+    pub publish: bool,
+    pub subscribe: bool,
+    pub pc: RTCPeerConnection,
+    pwd: String,
+    candidate: SocketAddr,
+    /// The client's first offer has been answered: the SFU may offer from now on.
+    negotiated: bool,
+    /// The forwarding graph changed this session's transceivers since the last offer.
+    renegotiate: bool,
+    /// The SFU's own offer awaiting an answer, and when it is given up on.
+    offer_deadline: Option<Instant>,
+    signaling: RTCSignalingState,
+    connection: RTCPeerConnectionState,
+    /// SSRCs of this session's inbound tracks learned when their first packet came
+    /// (m-lines without `a=ssrc`): one per receiver, so bounded by the m-lines.
+    learned_ssrcs: HashMap<RTCRtpReceiverId, u32>,
+    /// Forwarded tracks already announced to this participant, with their mid here.
+    pub announced: HashMap<TrackKey, String>,
+}
+
+impl Session {
+    /// A session whose one host candidate is `candidate`.
+    pub(crate) fn new(
+        id: SessionId,
+        participant: String,
+        candidate: SocketAddr,
+        now: Instant,
+    ) -> Result<Self> {
+        let pwd = rtc::ice::rand::generate_pwd();
+        // ICE-lite and DTLS server: the client runs the checks and the handshake.
+        let settings = SettingEngineBuilder::new()
+            .with_ice_credentials(ufrag::encode(id), pwd.clone())
+            .with_lite(true)
+            .with_answering_dtls_role(RTCDtlsRole::Server)
+            .build();
+        let mut media = media_engine()?;
+        let registry = register_default_interceptors(Registry::new(), &mut media)?;
+        let registry = registry.with(Slot::Custom(14_000), KeyframeRequestTap::default());
+        let pc = RTCPeerConnectionBuilder::new()
+            .with_setting_engine(settings)
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .build(now)?;
+        Ok(Self {
+            id,
+            participant,
+            publish: false,
+            subscribe: false,
+            pc,
+            pwd,
+            candidate,
+            negotiated: false,
+            renegotiate: false,
+            offer_deadline: None,
+            signaling: RTCSignalingState::Stable,
+            connection: RTCPeerConnectionState::New,
+            learned_ssrcs: HashMap::new(),
+            announced: HashMap::new(),
+        })
+    }
+
+    /// The local ICE password (for the demultiplexer's integrity check).
+    pub(crate) fn password(&self) -> &str {
+        &self.pwd
+    }
+
+    pub(crate) fn connected(&self) -> bool {
+        self.connection == RTCPeerConnectionState::Connected
+    }
+
+    /// Apply the client's offer and return the answer.
+    pub(crate) fn accept_offer(&mut self, now: Instant, sdp: String) -> Result<String> {
+        if self.offer_deadline.is_some() {
+            // Glare: our offer is outstanding. The client is the polite side of
+            // nothing here; roll ours back and offer it again afterwards.
+            self.rollback(now)?;
+        }
+        self.pc
+            .set_remote_description(now, RTCSessionDescription::offer(sdp)?)?;
+        self.mirror_remote_directions();
+        if !self.negotiated {
+            let host = CandidateHostConfig {
+                base_config: CandidateConfig {
+                    network: "udp".to_owned(),
+                    address: self.candidate.ip().to_string(),
+                    port: self.candidate.port(),
+                    component: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+            .new_candidate_host()?;
+            self.pc
+                .add_local_candidate(RTCIceCandidate::from(&host).to_json()?)?;
+        }
+        let answer = self.pc.create_answer(None)?;
+        self.pc.set_local_description(now, answer)?;
+        let answer = self
+            .pc
+            .local_description()
+            .ok_or(Error::ErrPeerConnLocalDescriptionNil)?;
+        self.negotiated = true;
+        Ok(answer.sdp)
+    }
+
+    /// Apply the client's answer to our offer.
+    pub(crate) fn accept_answer(&mut self, now: Instant, sdp: String) -> Result<()> {
+        if self.offer_deadline.is_none() {
+            return Err(Error::Other(
+                "no server offer is waiting for an answer".into(),
+            ));
+        }
+        self.pc
+            .set_remote_description(now, RTCSessionDescription::answer(sdp)?)?;
+        self.offer_deadline = None;
+        Ok(())
+    }
+
+    pub(crate) fn add_candidate(
+        &mut self,
+        candidate: String,
+        sdp_mid: Option<String>,
+    ) -> Result<()> {
+        self.pc.add_remote_candidate(RTCIceCandidateInit {
+            candidate,
+            sdp_mid,
+            ..Default::default()
+        })
+    }
+
+    /// A client that sets a forwarded m-line `inactive` (or back to `recvonly`) in its
+    /// own offer says whether it wants that track; mirror it on our side.
+    fn mirror_remote_directions(&mut self) {
+        let Some(remote) = self
+            .pc
+            .remote_description()
+            .and_then(|d| d.unmarshal().ok())
+        else {
+            return;
+        };
+        let ids: Vec<_> = self.pc.get_transceivers().collect();
+        for media in &remote.media_descriptions {
+            let Some(mid) = media.attribute("mid").flatten() else {
+                continue;
+            };
+            let direction = if media.attribute("inactive").is_some() {
+                RTCRtpTransceiverDirection::Inactive
+            } else if media.attribute("recvonly").is_some() {
+                RTCRtpTransceiverDirection::Sendonly
+            } else {
+                continue;
+            };
+            for id in &ids {
+                if let Some(mut t) = self.pc.rtp_transceiver(*id) {
+                    if t.mid().as_deref() == Some(mid) && t.sender().is_some() {
+                        t.set_direction(direction);
+                    }
+                }
+            }
+        }
+    }
+
+    fn rollback(&mut self, now: Instant) -> Result<()> {
+        self.offer_deadline = None;
+        self.renegotiate = true;
+        self.pc
+            .set_local_description(now, RTCSessionDescription::rollback(None)?)
+    }
+
+    /// Drain the peer connection's events; true when an inbound track opened with
+    /// an SSRC not known before, so the forwarding table must be brought up to date.
+    pub(crate) fn pump(&mut self) -> bool {
+        let mut learned = false;
+        while let Some(event) = self.pc.poll_event() {
+            match event {
+                RTCPeerConnectionEvent::OnNegotiationNeededEvent => self.renegotiate = true,
+                RTCPeerConnectionEvent::OnSignalingStateChangeEvent(s) => self.signaling = s,
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => {
+                    tracing::debug!(participant = %self.participant, state = %s, "media session");
+                    self.connection = s;
+                }
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    let old = self.learned_ssrcs.insert(init.receiver_id, init.ssrc);
+                    learned |= old != Some(init.ssrc);
+                }
+                _ => {}
+            }
+        }
+        learned
+    }
+
+    /// The SFU's renegotiation offer, when one is due and allowed now.
+    pub(crate) fn poll_offer(&mut self, now: Instant) -> Result<Option<String>> {
+        if !self.negotiated
+            || !self.renegotiate
+            || self.offer_deadline.is_some()
+            || self.signaling != RTCSignalingState::Stable
+        {
+            return Ok(None);
+        }
+        self.renegotiate = false;
+        let offer = self.pc.create_offer(None)?;
+        self.pc.set_local_description(now, offer)?;
+        let offer = self
+            .pc
+            .local_description()
+            .ok_or(Error::ErrPeerConnLocalDescriptionNil)?;
+        debug_assert_eq!(offer.sdp_type, RTCSdpType::Offer);
+        self.offer_deadline = Some(now + OFFER_TIMEOUT);
+        Ok(Some(offer.sdp))
+    }
+
+    pub(crate) fn handle_timeout(&mut self, now: Instant) -> Result<()> {
+        if self.offer_deadline.is_some_and(|t| now >= t) {
+            tracing::warn!(participant = %self.participant, "offer unanswered; rolling back");
+            self.rollback(now)?;
+        }
+        self.pc.handle_timeout(now)
+    }
+
+    pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
+        let pc = self.pc.poll_timeout();
+        match (pc, self.offer_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub(crate) fn handle_datagram(&mut self, msg: TaggedBytesMut) -> Result<()> {
+        self.pc.handle_read(msg)
+    }
+
+    pub(crate) fn poll_datagram(&mut self) -> Option<TaggedBytesMut> {
+        self.pc.poll_write()
+    }
+
+    pub(crate) fn poll_message(&mut self) -> Option<TaggedRTCMessage> {
+        self.pc.poll_read()
+    }
+
+    /// The tracks this participant sends, by mid, as the tracks to forward:
+    /// stream id `p<session>`, with the negotiated codecs and, where the SDP or
+    /// the first packet told us, the SSRC.
+    pub(crate) fn published(&mut self) -> Vec<(String, MediaStreamTrack)> {
+        let remote = self
+            .pc
+            .remote_description()
+            .and_then(|d| d.unmarshal().ok());
+        let receivers: Vec<RTCRtpReceiverId> = self.pc.get_receivers().collect();
+        let mut tracks = Vec::new();
+        for rid in receivers {
+            let Some(mid) = self
+                .pc
+                .rtp_transceiver(rid.into())
+                .and_then(|t| t.mid().clone())
+            else {
+                continue;
+            };
+            let Some((kind, track_id, params)) = self.pc.rtp_receiver(rid).map(|mut r| {
+                let track = r.track();
+                (
+                    track.kind(),
+                    track.track_id().clone(),
+                    r.get_parameters().clone(),
+                )
+            }) else {
+                continue;
+            };
+            let from_sdp = remote.as_ref().and_then(|sdp| {
+                let media = sdp
+                    .media_descriptions
+                    .iter()
+                    .find(|m| m.attribute("mid").flatten() == Some(mid.as_str()))?;
+                media
+                    .attribute("ssrc")
+                    .flatten()?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u32>()
+                    .ok()
+            });
+            let learned = self.learned_ssrcs.get(&rid).copied();
+            let ssrc = from_sdp.or(learned);
+            let codings = params
+                .rtp_parameters
+                .codecs
+                .iter()
+                .map(|c| RTCRtpEncodingParameters {
+                    rtp_coding_parameters: RTCRtpCodingParameters {
+                        ssrc,
+                        ..Default::default()
+                    },
+                    active: true,
+                    codec: c.rtp_codec.clone(),
+                    ..Default::default()
+                })
+                .collect();
+            let stream = format!("p{:x}", self.id.0);
+            let track = MediaStreamTrack::new(
+                stream.clone(),
+                format!("{stream}-{track_id}"),
+                format!("{stream}-{mid}"),
+                kind,
+                codings,
+            );
+            tracks.push((mid, track));
+        }
+        tracks
+    }
+
+    /// Add a sendonly transceiver forwarding `track` to this participant.
+    pub(crate) fn add_forward(&mut self, track: MediaStreamTrack) -> Result<RTCRtpSenderId> {
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: Vec::new(),
+            send_encodings: Vec::new(),
+        };
+        let id = self.pc.add_transceiver_from_track(track, Some(init))?;
+        Ok(RTCRtpSenderId::from(id))
+    }
+
+    pub(crate) fn remove_forward(&mut self, sender: RTCRtpSenderId) -> Result<()> {
+        self.pc.remove_track(sender)
+    }
+
+    /// The mid of one of our senders, once an offer has assigned it.
+    pub(crate) fn sender_mid(&mut self, sender: RTCRtpSenderId) -> Option<String> {
+        self.pc.rtp_transceiver(sender.into())?.mid().clone()
+    }
+
+    /// The receiver of this session's m-line `mid`.
+    fn receiver_by_mid(&mut self, mid: &str) -> Option<RTCRtpReceiverId> {
+        let ids: Vec<RTCRtpReceiverId> = self.pc.get_receivers().collect();
+        ids.into_iter().find(|id| {
+            self.pc
+                .rtp_transceiver((*id).into())
+                .is_some_and(|t| t.mid().as_deref() == Some(mid))
+        })
+    }
+
+    /// The codec (mime type) an inbound packet on `mid` with `payload_type` carries,
+    /// and the header extensions (id, URI) negotiated on that m-line.
+    pub(crate) fn receiver_codec(
+        &mut self,
+        mid: &str,
+        payload_type: u8,
+    ) -> Option<(String, Vec<(u8, String)>)> {
+        let id = self.receiver_by_mid(mid)?;
+        let mut receiver = self.pc.rtp_receiver(id)?;
+        let params = &receiver.get_parameters().rtp_parameters;
+        let codec = params
+            .codecs
+            .iter()
+            .find(|c| c.payload_type == payload_type)?;
+        let exts = params
+            .header_extensions
+            .iter()
+            .map(|e| (e.id as u8, e.uri.clone()))
+            .collect();
+        Some((codec.rtp_codec.mime_type.clone(), exts))
+    }
+
+    /// The payload type `mime` has on one of our senders, its header extensions
+    /// and its mid.
+    pub(crate) fn sender_codec(&mut self, sender: RTCRtpSenderId, mime: &str) -> Option<Leg> {
+        let mid = self.sender_mid(sender);
+        let mut s = self.pc.rtp_sender(sender)?;
+        let params = &s.get_parameters().rtp_parameters;
+        let pt = params
+            .codecs
+            .iter()
+            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))?
+            .payload_type;
+        let exts = params
+            .header_extensions
+            .iter()
+            .map(|e| (e.id as u8, e.uri.clone()))
+            .collect();
+        Some(Leg {
+            payload_type: pt,
+            extensions: exts,
+            mid,
+        })
+    }
+
+    pub(crate) fn write_rtp(
+        &mut self,
+        now: Instant,
+        sender: RTCRtpSenderId,
+        packet: rtc::rtp::Packet,
+    ) -> Result<()> {
+        self.pc
+            .rtp_sender(sender)
+            .ok_or(Error::ErrRTPSenderNotExisted)?
+            .write_rtp(now, packet)
+    }
+
+    /// Send feedback (a keyframe request) about the track this session sends on `mid`.
+    pub(crate) fn write_rtcp(
+        &mut self,
+        now: Instant,
+        mid: &str,
+        packets: Vec<Box<dyn rtc::rtcp::Packet>>,
+    ) -> Result<()> {
+        let id = self
+            .receiver_by_mid(mid)
+            .ok_or(Error::ErrRTPReceiverNotExisted)?;
+        self.pc
+            .rtp_receiver(id)
+            .ok_or(Error::ErrRTPReceiverNotExisted)?
+            .write_rtcp(now, packets)
+    }
+
+    pub(crate) fn sender_active(&mut self, sender: RTCRtpSenderId) -> bool {
+        self.pc
+            .rtp_transceiver(sender.into())
+            .is_some_and(|t| t.current_direction().has_send())
+    }
+}

@@ -1,0 +1,517 @@
+//! [`Sfu`]: the media core of one room.
+//!
+//! Sessions are created by a participant's first `offer` and live until
+//! [`MediaInput::Leave`]. After every input the core brings the forwarding graph in
+//! line with who publishes what ([`Sfu::reconcile`]), makes the renegotiation
+//! offers that this calls for, forwards the RTP and keyframe requests that came in,
+//! and queues every datagram the sessions want sent.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use rtc::peer_connection::message::RTCMessage;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::sdp::extmap::SDES_MID_URI;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use super::demux::Demuxer;
+use super::forward::{ForwardTable, TrackKey};
+use super::keyframe::{is_keyframe_request, Throttle};
+use super::session::{Leg, Session, SessionId};
+use super::{MediaCore, MediaInput, MediaKind, MediaOutput};
+
+/// Tracks forwarded per publisher: a camera, a microphone and a shared screen
+/// with its sound. More m-lines are not forwarded, so one participant cannot make
+/// every other session grow by hundreds of transceivers.
+pub const MAX_TRACKS_PER_PUBLISHER: usize = 4;
+
+/// The media core's configuration.
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// The address advertised as every session's one ICE candidate: the public IP
+    /// (or the listen address) and the media socket's port.
+    pub candidate: SocketAddr,
+    /// Sessions at most; an `offer` beyond it is refused. The room's participant cap.
+    pub max_sessions: usize,
+}
+
+/// A published track as subscribers are told of it.
+#[derive(Debug, Clone)]
+struct TrackInfo {
+    kind: MediaKind,
+    owner: String,
+}
+
+/// The SFU of one room.
+pub struct Sfu {
+    cfg: SfuConfig,
+    sessions: BTreeMap<SessionId, Session>,
+    by_participant: HashMap<String, SessionId>,
+    next_session: u64,
+    forward: ForwardTable,
+    /// What every published track is and whose, kept until its forwardings are
+    /// gone so that unpublishing can still name the owner.
+    tracks: HashMap<TrackKey, TrackInfo>,
+    demux: Demuxer,
+    throttle: Throttle,
+    /// Set by anything that may change who publishes what.
+    dirty: bool,
+    out: VecDeque<MediaOutput>,
+    next_timeout: Option<Instant>,
+    /// How often the graph was reconciled: it must not happen per packet.
+    #[cfg(test)]
+    pub(crate) reconciles: u64,
+}
+
+impl std::fmt::Debug for Sfu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sfu")
+            .field("cfg", &self.cfg)
+            .field("sessions", &self.sessions.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sfu {
+    pub fn new(cfg: SfuConfig) -> Self {
+        let crypto = rtc::crypto::default_provider().expect("rtc is built with ring");
+        Self {
+            cfg,
+            sessions: BTreeMap::new(),
+            by_participant: HashMap::new(),
+            next_session: 1,
+            forward: ForwardTable::default(),
+            tracks: HashMap::new(),
+            demux: Demuxer::new(crypto as Arc<_>),
+            throttle: Throttle::default(),
+            dirty: false,
+            out: VecDeque::new(),
+            next_timeout: None,
+            #[cfg(test)]
+            reconciles: 0,
+        }
+    }
+
+    /// Live sessions.
+    pub fn sessions(&self) -> usize {
+        self.sessions.len()
+    }
+
+    fn refuse(&mut self, participant: &str, message: impl std::fmt::Display) {
+        self.out.push_back(MediaOutput::Refused {
+            participant: participant.to_owned(),
+            message: message.to_string(),
+        });
+    }
+
+    fn session_of(&mut self, participant: &str) -> Option<&mut Session> {
+        let id = self.by_participant.get(participant)?;
+        self.sessions.get_mut(id)
+    }
+
+    // === impl Sfu: signalling ===
+
+    fn offer(
+        &mut self,
+        now: Instant,
+        participant: String,
+        sdp: String,
+        publish: bool,
+        subscribe: bool,
+    ) {
+        if !self.by_participant.contains_key(&participant) {
+            if self.sessions.len() >= self.cfg.max_sessions {
+                return self.refuse(
+                    &participant,
+                    "the room has no room for another media session",
+                );
+            }
+            let id = SessionId(self.next_session);
+            match Session::new(id, participant.clone(), self.cfg.candidate, now) {
+                Ok(session) => {
+                    self.next_session += 1;
+                    self.sessions.insert(id, session);
+                    self.by_participant.insert(participant.clone(), id);
+                }
+                Err(e) => return self.refuse(&participant, e),
+            }
+        }
+        let session = self.session_of(&participant).expect("just ensured");
+        session.publish = publish;
+        session.subscribe = subscribe;
+        match session.accept_offer(now, sdp) {
+            Ok(sdp) => self.out.push_back(MediaOutput::Answer { participant, sdp }),
+            Err(e) => self.refuse(&participant, format!("offer refused: {e}")),
+        }
+        self.dirty = true;
+    }
+
+    fn answer(&mut self, now: Instant, participant: String, sdp: String) {
+        let result = match self.session_of(&participant) {
+            Some(session) => session.accept_answer(now, sdp),
+            None => return self.refuse(&participant, "no media session: send an `offer` first"),
+        };
+        if let Err(e) = result {
+            self.refuse(&participant, format!("answer refused: {e}"));
+        }
+        self.dirty = true;
+    }
+
+    fn candidate(&mut self, participant: String, candidate: String, sdp_mid: Option<String>) {
+        let result = match self.session_of(&participant) {
+            Some(session) => session.add_candidate(candidate, sdp_mid),
+            None => return self.refuse(&participant, "no media session: send an `offer` first"),
+        };
+        if let Err(e) = result {
+            self.refuse(&participant, format!("candidate refused: {e}"));
+        }
+    }
+
+    fn leave(&mut self, participant: &str) {
+        let Some(id) = self.by_participant.remove(participant) else {
+            return;
+        };
+        if let Some(mut session) = self.sessions.remove(&id) {
+            let _ = rtc::sansio::Protocol::close(&mut session.pc);
+        }
+        self.demux.remove(id);
+        self.dirty = true;
+    }
+
+    // === impl Sfu: forwarding graph ===
+
+    /// Make the forwarding table match what every publisher publishes now.
+    fn reconcile(&mut self) {
+        let mut published = Vec::new();
+        #[cfg(test)]
+        {
+            self.reconciles += 1;
+        }
+        for (id, session) in &mut self.sessions {
+            session.pump();
+            if session.publish {
+                let tracks = session.published();
+                if tracks.len() > MAX_TRACKS_PER_PUBLISHER {
+                    tracing::debug!(
+                        participant = %session.participant,
+                        tracks = tracks.len(),
+                        "forwarding only the first {MAX_TRACKS_PER_PUBLISHER} tracks"
+                    );
+                }
+                for (mid, track) in tracks.into_iter().take(MAX_TRACKS_PER_PUBLISHER) {
+                    published.push((
+                        TrackKey {
+                            publisher: *id,
+                            mid,
+                        },
+                        track,
+                    ));
+                }
+            }
+        }
+        let keys: HashSet<TrackKey> = published.iter().map(|(k, _)| k.clone()).collect();
+        let receiving: HashSet<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.subscribe)
+            .map(|(id, _)| *id)
+            .collect();
+        for (sub, key, sender) in self.forward.retain(&keys, &receiving) {
+            let Some(TrackInfo { kind, owner }) = self.tracks.get(&key).cloned() else {
+                continue;
+            };
+            if let Some(session) = self.sessions.get_mut(&sub) {
+                if let Err(e) = session.remove_forward(sender) {
+                    tracing::warn!(error = %e, "cannot remove a forwarded track");
+                }
+                if let Some(mid) = session.announced.remove(&key) {
+                    self.out.push_back(MediaOutput::Track {
+                        participant: session.participant.clone(),
+                        owner,
+                        kind,
+                        mid,
+                        stream_id: stream_id(key.publisher),
+                        added: false,
+                    });
+                }
+            }
+        }
+        self.tracks.retain(|k, _| keys.contains(k));
+        for (key, track) in published {
+            let kind = match track.kind() {
+                RtpCodecKind::Audio => MediaKind::Audio,
+                _ => MediaKind::Video,
+            };
+            let owner = self.sessions[&key.publisher].participant.clone();
+            self.tracks.insert(key.clone(), TrackInfo { kind, owner });
+            for ssrc in track.ssrcs() {
+                self.forward.bind_ssrc(ssrc, key.clone());
+            }
+            for sub in &receiving {
+                if *sub == key.publisher || self.forward.has(&key, *sub) {
+                    continue;
+                }
+                let Some(session) = self.sessions.get_mut(sub) else {
+                    continue;
+                };
+                match session.add_forward(track.clone()) {
+                    Ok(sender) => self.forward.insert(key.clone(), *sub, sender),
+                    Err(e) => tracing::warn!(error = %e, "cannot forward a track"),
+                }
+            }
+        }
+        let forward = &self.forward;
+        self.throttle
+            .retain(|ssrc| forward.track_of(ssrc).is_some());
+    }
+
+    /// Offer every session whose transceivers changed, announcing its new tracks
+    /// first so the client knows whose a track is when it arrives.
+    fn offers(&mut self, now: Instant) {
+        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for id in ids {
+            let Some(session) = self.sessions.get_mut(&id) else {
+                continue;
+            };
+            if session.pump() {
+                self.dirty = true;
+            }
+            let sdp = match session.poll_offer(now) {
+                Ok(Some(sdp)) => sdp,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot make a renegotiation offer");
+                    continue;
+                }
+            };
+            for (key, sender) in self.forward.forwarded_to(id) {
+                let Some(TrackInfo { kind, owner }) = self.tracks.get(&key).cloned() else {
+                    continue;
+                };
+                let session = self.sessions.get_mut(&id).expect("present");
+                if session.announced.contains_key(&key) {
+                    continue;
+                }
+                let Some(mid) = session.sender_mid(sender) else {
+                    continue;
+                };
+                session.announced.insert(key.clone(), mid.clone());
+                self.out.push_back(MediaOutput::Track {
+                    participant: session.participant.clone(),
+                    owner,
+                    kind,
+                    mid,
+                    stream_id: stream_id(key.publisher),
+                    added: true,
+                });
+            }
+            let participant = self.sessions[&id].participant.clone();
+            self.out.push_back(MediaOutput::Offer { participant, sdp });
+        }
+    }
+
+    // === impl Sfu: media ===
+
+    fn datagram(&mut self, now: Instant, source: SocketAddr, data: Vec<u8>) {
+        let sessions = &self.sessions;
+        let routed = self
+            .demux
+            .route(source, &data, |id| sessions.get(&id).map(|s| s.password()));
+        let Some(session) = routed.and_then(|id| self.sessions.get_mut(&id)) else {
+            tracing::trace!(%source, "datagram for no session");
+            return;
+        };
+        let msg = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: self.cfg.candidate,
+                peer_addr: source,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: BytesMut::from(&data[..]),
+        };
+        if let Err(e) = session.handle_datagram(msg) {
+            tracing::debug!(error = %e, %source, "datagram refused by its session");
+        }
+        if session.pump() {
+            self.dirty = true;
+        }
+    }
+
+    /// Forward the RTP and keyframe requests every session has received.
+    fn forward_media(&mut self, now: Instant) {
+        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        for id in ids {
+            loop {
+                let Some(msg) = self.sessions.get_mut(&id).and_then(|s| s.poll_message()) else {
+                    break;
+                };
+                match msg.message {
+                    RTCMessage::RtpPacket(_, packet) => self.forward_rtp(now, id, packet),
+                    RTCMessage::RtcpPacket(_, packets) => self.relay_keyframe(now, id, &packets),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn forward_rtp(&mut self, now: Instant, from: SessionId, packet: rtc::rtp::Packet) {
+        let Some(key) = self.forward.track_of(packet.header.ssrc).cloned() else {
+            return;
+        };
+        if key.publisher != from {
+            return;
+        }
+        let Some(publisher) = self.sessions.get_mut(&from) else {
+            return;
+        };
+        let Some((mime, pub_exts)) = publisher.receiver_codec(&key.mid, packet.header.payload_type)
+        else {
+            return;
+        };
+        for (sub, sender) in self.forward.subscribers(&key) {
+            let Some(session) = self.sessions.get_mut(&sub) else {
+                continue;
+            };
+            if !session.connected() || !session.sender_active(sender) {
+                continue;
+            }
+            let Some(leg) = session.sender_codec(sender, &mime) else {
+                continue;
+            };
+            let out = translate(&packet, &leg, &pub_exts);
+            if let Err(e) = session.write_rtp(now, sender, out) {
+                tracing::debug!(error = %e, "forwarding RTP failed");
+            }
+        }
+    }
+
+    fn relay_keyframe(
+        &mut self,
+        now: Instant,
+        from: SessionId,
+        packets: &[Box<dyn rtc::rtcp::Packet>],
+    ) {
+        for packet in packets.iter().filter(|p| is_keyframe_request(p.as_ref())) {
+            for ssrc in packet.destination_ssrc() {
+                let Some(key) = self.forward.track_of(ssrc).cloned() else {
+                    continue;
+                };
+                if key.publisher == from || !self.throttle.allow(ssrc, now) {
+                    continue;
+                }
+                if let Some(publisher) = self.sessions.get_mut(&key.publisher) {
+                    if let Err(e) = publisher.write_rtcp(now, &key.mid, vec![packet.cloned()]) {
+                        tracing::debug!(error = %e, "relaying a keyframe request failed");
+                    }
+                }
+            }
+        }
+    }
+
+    fn transmit(&mut self) {
+        for session in self.sessions.values_mut() {
+            while let Some(msg) = session.poll_datagram() {
+                self.out.push_back(MediaOutput::Transmit {
+                    source: msg.transport.local_addr,
+                    destination: msg.transport.peer_addr,
+                    data: msg.message.to_vec(),
+                });
+            }
+        }
+    }
+
+    fn timeout(&mut self, now: Instant) {
+        for session in self.sessions.values_mut() {
+            if let Err(e) = session.handle_timeout(now) {
+                tracing::debug!(error = %e, "session timer");
+            }
+        }
+    }
+}
+
+impl MediaCore for Sfu {
+    fn handle_input(&mut self, input: MediaInput, now: Instant) {
+        match input {
+            MediaInput::Datagram { source, data, .. } => self.datagram(now, source, data),
+            MediaInput::Offer {
+                participant,
+                sdp,
+                publish,
+                subscribe,
+            } => self.offer(now, participant, sdp, publish, subscribe),
+            MediaInput::Answer { participant, sdp } => self.answer(now, participant, sdp),
+            MediaInput::Candidate {
+                participant,
+                candidate,
+                sdp_mid,
+            } => self.candidate(participant, candidate, sdp_mid),
+            MediaInput::Leave { participant } => self.leave(&participant),
+            MediaInput::Timeout => self.timeout(now),
+        }
+        self.forward_media(now);
+        if std::mem::take(&mut self.dirty) {
+            self.reconcile();
+        }
+        self.offers(now);
+        self.transmit();
+        self.next_timeout = self
+            .sessions
+            .values_mut()
+            .filter_map(|s| s.poll_timeout())
+            .min();
+    }
+
+    fn poll_output(&mut self) -> Option<MediaOutput> {
+        self.out.pop_front()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.next_timeout
+    }
+}
+
+/// The stream id (msid) a publisher's forwarded tracks carry.
+fn stream_id(publisher: SessionId) -> String {
+    format!("p{:x}", publisher.0)
+}
+
+/// The packet as one subscriber's leg needs it: its payload type, header
+/// extensions renumbered by URI (those the leg did not negotiate dropped), and
+/// `sdes:mid` naming the subscriber's m-line. Sequence numbers, timestamps, SSRC
+/// and payload are untouched.
+fn translate(packet: &rtc::rtp::Packet, leg: &Leg, publisher: &[(u8, String)]) -> rtc::rtp::Packet {
+    let subscriber = &leg.extensions;
+    let mid = leg.mid.as_deref();
+    let mut out = packet.clone();
+    out.header.payload_type = leg.payload_type;
+    let ids = out.header.get_extension_ids();
+    let mut moved = Vec::new();
+    for id in &ids {
+        let Some(payload) = out.header.get_extension(*id) else {
+            continue;
+        };
+        let Some((_, uri)) = publisher.iter().find(|(pid, _)| pid == id) else {
+            continue;
+        };
+        let Some((sid, _)) = subscriber.iter().find(|(_, u)| u == uri) else {
+            continue;
+        };
+        let payload = match mid {
+            Some(mid) if uri == SDES_MID_URI => bytes::Bytes::copy_from_slice(mid.as_bytes()),
+            _ => payload,
+        };
+        moved.push((*sid, payload));
+    }
+    for id in ids {
+        let _ = out.header.del_extension(id);
+    }
+    for (id, payload) in moved {
+        let _ = out.header.set_extension(id, payload);
+    }
+    out
+}

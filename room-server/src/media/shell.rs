@@ -1,0 +1,67 @@
+//! The tokio side of the media core: the room's one UDP socket.
+//!
+//! The room's actor task owns a [`MediaShell`] next to the chat core: datagrams
+//! and media timers go into the [`Sfu`], its datagrams go out of the socket and
+//! its signalling events into the chat core, which sends them to the right
+//! connection. One task for both keeps the two cores' views of who is here in
+//! step without locks; a room is at most a few dozen people.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+
+use super::{MediaCore, MediaInput, MediaOutput, Sfu};
+use crate::core::{Input, Room};
+use crate::metrics::Metrics;
+
+/// Receive buffer: one datagram. WebRTC keeps packets under the path MTU (about
+/// 1200–1500 bytes); anything larger than this is not media and is cut short.
+pub(crate) const DATAGRAM_BYTES: usize = 2048;
+
+/// The media core and its socket.
+pub(crate) struct MediaShell {
+    pub sfu: Sfu,
+    pub socket: Arc<UdpSocket>,
+    pub local: SocketAddr,
+    pub metrics: Metrics,
+}
+
+impl MediaShell {
+    /// Feed the core and carry out what it asks.
+    pub(crate) fn handle(&mut self, input: MediaInput, room: &mut Room) {
+        let now = Instant::now();
+        self.sfu.handle_input(input, now);
+        while let Some(out) = self.sfu.poll_output() {
+            match out {
+                MediaOutput::Transmit {
+                    destination, data, ..
+                } => {
+                    // Never wait for the socket: a full send buffer drops the
+                    // datagram, as a congested network would, and RTP copes.
+                    match self.socket.try_send_to(&data, destination) {
+                        Ok(_) => self.metrics.media_datagrams_out.inc(),
+                        Err(e) => {
+                            self.metrics.media_datagrams_dropped.inc();
+                            tracing::trace!(error = %e, %destination, "datagram dropped");
+                        }
+                    }
+                }
+                other => room.handle_input(Input::Media(other), now),
+            }
+        }
+        self.metrics.media_sessions.set(self.sfu.sessions() as i64);
+    }
+
+    /// A datagram that arrived from `source`.
+    pub(crate) fn datagram(&mut self, source: SocketAddr, data: &[u8], room: &mut Room) {
+        self.metrics.media_datagrams_in.inc();
+        let input = MediaInput::Datagram {
+            source,
+            destination: self.local,
+            data: data.to_vec(),
+        };
+        self.handle(input, room);
+    }
+}

@@ -1,0 +1,268 @@
+//! The SFU against real `rtc` peers, in memory: real ICE, DTLS-SRTP and RTP, the
+//! datagrams carried by the test between addresses it makes up, on a simulated
+//! clock (str0m's habit), so a minute of media takes milliseconds.
+
+mod net;
+
+use std::time::Duration;
+
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8;
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+
+use super::{MediaInput, MediaKind};
+use net::{received_from, Net, Peer, AUDIO_SSRC, VIDEO_SSRC};
+
+#[test]
+fn offer_is_answered_and_ice_dtls_connect() {
+    let mut net = Net::new();
+    net.add("alice");
+    net.peer("alice").publish();
+    net.offer("alice", true, true);
+    net.run_until(Duration::from_secs(10), |n| n.peers[0].connected);
+    assert_eq!(net.sfu.sessions(), 1);
+}
+
+#[test]
+fn publisher_media_reaches_two_subscribers_intact_and_in_order() {
+    let mut net = Net::new();
+    for name in ["bob", "carol"] {
+        net.add(name);
+        net.peer(name).bootstrap();
+        net.offer(name, false, true);
+    }
+    net.add("alice");
+    net.peer("alice").publish();
+    net.offer("alice", true, true);
+    net.run_until(Duration::from_secs(10), |n| {
+        n.peers.iter().all(|p| p.connected)
+    });
+    for name in ["bob", "carol"] {
+        let p = net.peer(name);
+        assert!(p.offers >= 1, "{name} got no renegotiation offer");
+        let mut kinds: Vec<_> = p
+            .tracks
+            .values()
+            .map(|(owner, kind, added)| (owner.clone(), *kind, *added))
+            .collect();
+        kinds.sort_by_key(|(_, k, _)| *k == MediaKind::Video);
+        assert_eq!(
+            kinds,
+            vec![
+                ("alice".to_owned(), MediaKind::Audio, true),
+                ("alice".to_owned(), MediaKind::Video, true)
+            ]
+        );
+    }
+    let sent = net.send_media("alice", 10);
+    let reconciles = net.sfu.reconciles;
+    let more = net.send_media("alice", 40);
+    assert_eq!(net.sfu.reconciles, reconciles, "no reconcile per packet");
+    let sent: Vec<_> = sent.into_iter().chain(more).collect();
+    net.settle();
+    for name in ["bob", "carol"] {
+        assert_received_all(net.peer(name), &sent);
+    }
+    // Publishers do not get their own media back.
+    assert!(net.peer("alice").rtp.is_empty());
+}
+
+#[test]
+fn a_subscriber_may_start_with_recvonly_transceivers() {
+    let mut net = Net::new();
+    net.add("bob");
+    net.peer("bob").bootstrap_recvonly();
+    net.offer("bob", false, true);
+    net.add("alice");
+    net.peer("alice").publish();
+    net.offer("alice", true, true);
+    net.run_until(Duration::from_secs(10), |n| {
+        n.peers.iter().all(|p| p.connected)
+    });
+    net.settle();
+    assert_eq!(net.peer("bob").tracks.len(), 2);
+    let sent = net.send_media("alice", 20);
+    net.settle();
+    assert_received_all(net.peer("bob"), &sent);
+}
+
+#[test]
+fn an_unanswered_offer_is_rolled_back_and_made_again() {
+    let mut net = Net::new();
+    net.add("bob");
+    net.peer("bob").bootstrap();
+    net.offer("bob", false, true);
+    net.run_until(Duration::from_secs(10), |n| n.peers[0].connected);
+    net.peer("bob").ignore_offers = true;
+    net.add("alice");
+    net.peer("alice").publish();
+    net.offer("alice", true, true);
+    net.run_until(Duration::from_secs(5), |n| n.peers[0].offers == 1);
+    net.run_until(Duration::from_secs(15), |n| n.peers[0].offers == 2);
+    // Answered this time, the tracks flow.
+    net.peer("bob").ignore_offers = false;
+    net.run_until(Duration::from_secs(15), |n| n.peers[0].offers == 3);
+    net.run_until(Duration::from_secs(10), |n| n.peers[1].connected);
+    let sent = net.send_media("alice", 20);
+    net.settle();
+    assert_received_all(net.peer("bob"), &sent);
+}
+
+#[test]
+fn a_late_joiner_receives_the_existing_tracks() {
+    let mut net = Net::new();
+    net.add("alice");
+    net.peer("alice").publish();
+    net.offer("alice", true, true);
+    net.run_until(Duration::from_secs(10), |n| n.peers[0].connected);
+    net.send_media("alice", 5);
+
+    net.add("dave");
+    net.peer("dave").bootstrap();
+    net.offer("dave", false, true);
+    net.run_until(Duration::from_secs(10), |n| n.peers[1].connected);
+    net.settle();
+    assert_eq!(
+        net.peer("dave").tracks.len(),
+        2,
+        "dave was told of both tracks"
+    );
+    let sent = net.send_media("alice", 20);
+    net.settle();
+    assert_received_all(net.peer("dave"), &sent);
+}
+
+#[test]
+fn leaving_unpublishes_everywhere() {
+    let mut net = Net::new();
+    net.add("bob");
+    net.peer("bob").bootstrap();
+    net.offer("bob", false, true);
+    net.add("alice");
+    net.peer("alice").publish();
+    net.offer("alice", true, true);
+    net.run_until(Duration::from_secs(10), |n| {
+        n.peers.iter().all(|p| p.connected)
+    });
+    let offers = net.peer("bob").offers;
+
+    net.input(MediaInput::Leave {
+        participant: "alice".into(),
+    });
+    net.settle();
+    let bob = net.peer("bob");
+    assert!(
+        bob.offers > offers,
+        "bob renegotiated without alice's tracks"
+    );
+    assert_eq!(bob.tracks.len(), 2);
+    assert!(
+        bob.tracks
+            .values()
+            .all(|(owner, _, added)| owner == "alice" && !added),
+        "{:?}",
+        bob.tracks
+    );
+    assert_eq!(net.sfu.sessions(), 1);
+}
+
+#[test]
+fn without_the_publish_grant_nothing_is_forwarded() {
+    let mut net = Net::new();
+    net.add("bob");
+    net.peer("bob").bootstrap();
+    net.offer("bob", false, true);
+    net.add("mallory");
+    net.peer("mallory").publish();
+    net.offer("mallory", false, true);
+    net.run_until(Duration::from_secs(10), |n| {
+        n.peers.iter().all(|p| p.connected)
+    });
+    net.send_media("mallory", 5);
+    net.settle();
+    let bob = net.peer("bob");
+    assert!(bob.tracks.is_empty() && bob.rtp.is_empty());
+}
+
+#[test]
+fn keyframe_requests_reach_the_publisher_throttled() {
+    let mut net = Net::new();
+    net.add("bob");
+    net.peer("bob").bootstrap();
+    net.offer("bob", false, true);
+    net.add("alice");
+    net.peer("alice").publish();
+    net.offer("alice", true, true);
+    net.run_until(Duration::from_secs(10), |n| {
+        n.peers.iter().all(|p| p.connected)
+    });
+    net.send_media("alice", 3);
+    // Three PLIs within one throttle interval: one reaches alice.
+    for _ in 0..3 {
+        let now = net.now;
+        let bob = net.peer("bob");
+        let receivers: Vec<_> = bob.pc.get_receivers().collect();
+        let pli = rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
+            sender_ssrc: 1,
+            media_ssrc: VIDEO_SSRC,
+        };
+        let mut sent = false;
+        for r in receivers {
+            let mut receiver = bob.pc.rtp_receiver(r).unwrap();
+            if receiver.track().ssrcs().any(|s| s == VIDEO_SSRC) {
+                receiver
+                    .write_rtcp(now, vec![Box::new(pli.clone())])
+                    .unwrap();
+                sent = true;
+            }
+        }
+        assert!(sent, "bob has a receiver for alice's video");
+        net.step();
+    }
+    net.settle();
+    assert_eq!(net.peer("alice").plis, 1);
+}
+
+#[test]
+fn a_publisher_gets_at_most_four_tracks_forwarded() {
+    let mut net = Net::new();
+    net.add("bob");
+    net.peer("bob").bootstrap();
+    net.offer("bob", false, true);
+    net.add("alice");
+    let videos: Vec<_> = (0..6)
+        .map(|k| {
+            (
+                RtpCodecKind::Video,
+                MIME_TYPE_VP8,
+                90_000,
+                0,
+                0x3333_0000 + k,
+            )
+        })
+        .collect();
+    net.peer("alice").add_tracks(&videos);
+    net.offer("alice", true, true);
+    net.run_until(Duration::from_secs(10), |n| {
+        n.peers.iter().all(|p| p.connected)
+    });
+    net.settle();
+    assert_eq!(
+        net.peer("bob").tracks.len(),
+        super::sfu::MAX_TRACKS_PER_PUBLISHER
+    );
+}
+
+fn assert_received_all(peer: &Peer, sent: &[(u32, u16, Vec<u8>)]) {
+    for ssrc in [AUDIO_SSRC, VIDEO_SSRC] {
+        let want: Vec<(u16, Vec<u8>)> = sent
+            .iter()
+            .filter(|(s, _, _)| *s == ssrc)
+            .map(|(_, seq, p)| (*seq, p.clone()))
+            .collect();
+        let got: Vec<(u16, Vec<u8>)> = received_from(peer, ssrc)
+            .into_iter()
+            .filter(|(seq, _)| want.iter().any(|(w, _)| w == seq))
+            .collect();
+        assert_eq!(got, want, "{}, ssrc {ssrc:x}", peer.name);
+    }
+}

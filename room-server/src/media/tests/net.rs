@@ -1,0 +1,408 @@
+//! The test network: browser-like `rtc` peers and the SFU, datagrams carried
+//! between made-up addresses on a simulated clock.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc::ice::candidate::CandidateConfig;
+use rtc::interceptor::{Registry, Slot};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+};
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::message::RTCMessage;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+use crate::media::keyframe::KeyframeRequestTap;
+use crate::media::{MediaCore, MediaInput, MediaKind, MediaOutput, Sfu, SfuConfig};
+
+pub(super) const SFU_ADDR: &str = "10.0.0.1:40000";
+pub(super) const AUDIO_SSRC: u32 = 0x1111_0001;
+pub(super) const VIDEO_SSRC: u32 = 0x2222_0002;
+
+/// One browser-like client.
+pub(super) struct Peer {
+    pub(super) name: String,
+    pub(super) addr: SocketAddr,
+    pub(super) pc: RTCPeerConnection,
+    pub(super) connected: bool,
+    /// RTP received: (ssrc, sequence number, payload).
+    pub(super) rtp: Vec<(u32, u16, Vec<u8>)>,
+    /// Track announcements: mid → (owner, kind, added).
+    pub(super) tracks: HashMap<String, (String, MediaKind, bool)>,
+    pub(super) offers: usize,
+    /// Leave server offers unanswered (a client that went quiet).
+    pub(super) ignore_offers: bool,
+    /// Keyframe requests received.
+    pub(super) plis: usize,
+    /// The next RTP sequence number to send (SRTP refuses replays, so never reuse).
+    pub(super) next_seq: u16,
+    pub(super) senders: Vec<(u32, RTCRtpSenderId)>,
+}
+
+impl Peer {
+    pub(super) fn new(name: &str, port: u16, now: Instant) -> Self {
+        let mut media = MediaEngine::default();
+        media.register_default_codecs().unwrap();
+        let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
+        // So the test sees the keyframe requests the SFU relays.
+        let registry = registry.with(Slot::Custom(14_000), KeyframeRequestTap::default());
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .unwrap();
+        let addr: SocketAddr = format!("10.0.0.2:{port}").parse().unwrap();
+        let host = CandidateHostConfig {
+            base_config: CandidateConfig {
+                network: "udp".to_owned(),
+                address: addr.ip().to_string(),
+                port: addr.port(),
+                component: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+        .new_candidate_host()
+        .unwrap();
+        pc.add_local_candidate(RTCIceCandidate::from(&host).to_json().unwrap())
+            .unwrap();
+        Self {
+            name: name.to_owned(),
+            addr,
+            pc,
+            connected: false,
+            rtp: Vec::new(),
+            tracks: HashMap::new(),
+            offers: 0,
+            ignore_offers: false,
+            plis: 0,
+            next_seq: 1000,
+            senders: Vec::new(),
+        }
+    }
+
+    /// Add a sendonly audio (Opus) and video (VP8) track with known SSRCs.
+    pub(super) fn publish(&mut self) {
+        self.add_tracks(&[
+            (RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2, AUDIO_SSRC),
+            (RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0, VIDEO_SSRC),
+        ]);
+    }
+
+    pub(super) fn add_tracks(&mut self, tracks: &[(RtpCodecKind, &str, u32, u16, u32)]) {
+        for &(kind, mime, clock, channels, ssrc) in tracks {
+            let coding = RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    ..Default::default()
+                },
+                active: true,
+                codec: RTCRtpCodec {
+                    mime_type: mime.to_owned(),
+                    clock_rate: clock,
+                    channels,
+                    sdp_fmtp_line: if kind == RtpCodecKind::Audio {
+                        "minptime=10;useinbandfec=1".to_owned()
+                    } else {
+                        String::new()
+                    },
+                    rtcp_feedback: vec![],
+                },
+                ..Default::default()
+            };
+            let track = MediaStreamTrack::new(
+                format!("{}-stream", self.name),
+                format!("{}-{mime}-{ssrc:x}", self.name),
+                format!("{}-{mime}-{ssrc:x}", self.name),
+                kind,
+                vec![coding],
+            );
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![],
+                send_encodings: vec![],
+            };
+            let id = self
+                .pc
+                .add_transceiver_from_track(track, Some(init))
+                .unwrap();
+            self.senders.push((ssrc, RTCRtpSenderId::from(id)));
+        }
+    }
+
+    /// The first offer of a participant that only subscribes: a data channel.
+    pub(super) fn bootstrap(&mut self) {
+        self.pc.create_data_channel("bootstrap", None).unwrap();
+    }
+
+    /// The first offer as browsers often make it: recvonly audio and video.
+    pub(super) fn bootstrap_recvonly(&mut self) {
+        for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                streams: vec![],
+                send_encodings: vec![],
+            };
+            self.pc.add_transceiver_from_kind(kind, Some(init)).unwrap();
+        }
+    }
+
+    pub(super) fn offer(&mut self, now: Instant) -> String {
+        let offer = self.pc.create_offer(None).unwrap();
+        self.pc.set_local_description(now, offer).unwrap();
+        self.pc.local_description().unwrap().sdp
+    }
+}
+
+/// The SFU, its peers and the simulated clock.
+pub(super) struct Net {
+    pub(super) sfu: Sfu,
+    pub(super) peers: Vec<Peer>,
+    pub(super) now: Instant,
+}
+
+impl Net {
+    pub(super) fn new() -> Self {
+        let cfg = SfuConfig {
+            candidate: SFU_ADDR.parse().unwrap(),
+            max_sessions: 8,
+        };
+        Self {
+            sfu: Sfu::new(cfg),
+            peers: Vec::new(),
+            now: Instant::now(),
+        }
+    }
+
+    pub(super) fn add(&mut self, name: &str) -> usize {
+        let port = 50_000 + self.peers.len() as u16;
+        self.peers.push(Peer::new(name, port, self.now));
+        self.peers.len() - 1
+    }
+
+    pub(super) fn peer(&mut self, name: &str) -> &mut Peer {
+        self.peers.iter_mut().find(|p| p.name == name).unwrap()
+    }
+
+    pub(super) fn input(&mut self, input: MediaInput) {
+        self.sfu.handle_input(input, self.now);
+        self.drain_sfu();
+    }
+
+    /// Offer from a peer with the given grants.
+    pub(super) fn offer(&mut self, name: &str, publish: bool, subscribe: bool) {
+        let now = self.now;
+        let sdp = self.peer(name).offer(now);
+        self.input(MediaInput::Offer {
+            participant: name.to_owned(),
+            sdp,
+            publish,
+            subscribe,
+        });
+    }
+
+    pub(super) fn drain_sfu(&mut self) {
+        while let Some(out) = self.sfu.poll_output() {
+            match out {
+                MediaOutput::Transmit {
+                    source,
+                    destination,
+                    data,
+                } => {
+                    let now = self.now;
+                    if let Some(p) = self.peers.iter_mut().find(|p| p.addr == destination) {
+                        let msg = TaggedBytesMut {
+                            now,
+                            transport: TransportContext {
+                                local_addr: destination,
+                                peer_addr: source,
+                                ecn: None,
+                                transport_protocol: TransportProtocol::UDP,
+                            },
+                            message: BytesMut::from(&data[..]),
+                        };
+                        let _ = p.pc.handle_read(msg);
+                    }
+                }
+                MediaOutput::Answer { participant, sdp } => {
+                    let now = self.now;
+                    let answer = RTCSessionDescription::answer(sdp).unwrap();
+                    self.peer(&participant)
+                        .pc
+                        .set_remote_description(now, answer)
+                        .unwrap();
+                }
+                MediaOutput::Offer { participant, sdp } => {
+                    let now = self.now;
+                    let p = self.peer(&participant);
+                    p.offers += 1;
+                    if p.ignore_offers {
+                        continue;
+                    }
+                    let offer = RTCSessionDescription::offer(sdp).unwrap();
+                    p.pc.set_remote_description(now, offer).unwrap();
+                    let answer = p.pc.create_answer(None).unwrap();
+                    p.pc.set_local_description(now, answer).unwrap();
+                    let sdp = p.pc.local_description().unwrap().sdp;
+                    self.sfu
+                        .handle_input(MediaInput::Answer { participant, sdp }, now);
+                }
+                MediaOutput::Track {
+                    participant,
+                    owner,
+                    kind,
+                    mid,
+                    added,
+                    ..
+                } => {
+                    self.peer(&participant)
+                        .tracks
+                        .insert(mid, (owner, kind, added));
+                }
+                MediaOutput::Candidate { .. } => {}
+                MediaOutput::Refused {
+                    participant,
+                    message,
+                } => {
+                    panic!("{participant} refused: {message}")
+                }
+            }
+        }
+    }
+
+    /// Move every queued datagram and event once; advance the clock to the next
+    /// timer when nothing moved.
+    pub(super) fn step(&mut self) {
+        let now = self.now;
+        let mut moved = false;
+        for i in 0..self.peers.len() {
+            while let Some(msg) = self.peers[i].pc.poll_write() {
+                moved = true;
+                let input = MediaInput::Datagram {
+                    source: msg.transport.local_addr,
+                    destination: msg.transport.peer_addr,
+                    data: msg.message.to_vec(),
+                };
+                self.sfu.handle_input(input, now);
+            }
+            let p = &mut self.peers[i];
+            while let Some(ev) = p.pc.poll_event() {
+                if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = ev {
+                    p.connected = s == RTCPeerConnectionState::Connected;
+                }
+            }
+            while let Some(msg) = p.pc.poll_read() {
+                match msg.message {
+                    RTCMessage::RtpPacket(_, pkt) => p.rtp.push((
+                        pkt.header.ssrc,
+                        pkt.header.sequence_number,
+                        pkt.payload.to_vec(),
+                    )),
+                    RTCMessage::RtcpPacket(_, pkts) => {
+                        p.plis += pkts
+                            .iter()
+                            .filter(|k| crate::media::keyframe::is_keyframe_request(k.as_ref()))
+                            .count();
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let before = self.sfu.poll_timeout();
+        self.drain_sfu();
+        if moved {
+            return;
+        }
+        let next = self
+            .peers
+            .iter_mut()
+            .filter_map(|p| p.pc.poll_timeout())
+            .chain(before)
+            .chain(self.sfu.poll_timeout())
+            .min()
+            .unwrap_or(now + Duration::from_millis(10))
+            .max(now + Duration::from_millis(1));
+        self.now = next.min(now + Duration::from_millis(50));
+        let now = self.now;
+        for p in &mut self.peers {
+            let _ = p.pc.handle_timeout(now);
+        }
+        self.input(MediaInput::Timeout);
+    }
+
+    /// Step until `done` holds, at most `limit` of simulated time.
+    pub(super) fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Net) -> bool) {
+        let end = self.now + limit;
+        while !done(self) {
+            assert!(self.now < end, "condition not met within {limit:?}");
+            self.step();
+        }
+    }
+
+    /// Let 200 ms of simulated time pass.
+    pub(super) fn settle(&mut self) {
+        let until = self.now + Duration::from_millis(200);
+        while self.now < until {
+            self.step();
+        }
+    }
+
+    /// Send `n` RTP packets on each of the publisher's tracks, 20 ms apart.
+    pub(super) fn send_media(&mut self, name: &str, n: u16) -> Vec<(u32, u16, Vec<u8>)> {
+        let mut sent = Vec::new();
+        for _ in 0..n {
+            let now = self.now;
+            let p = self.peer(name);
+            let seq = p.next_seq;
+            p.next_seq = seq.wrapping_add(1);
+            for (ssrc, sender) in p.senders.clone() {
+                let payload: Vec<u8> = format!("{ssrc:x}-{seq}-payload").into_bytes();
+                let pt = if ssrc == AUDIO_SSRC { 111 } else { 96 };
+                let packet = rtc::rtp::Packet {
+                    header: rtc::rtp::header::Header {
+                        version: 2,
+                        payload_type: pt,
+                        sequence_number: seq,
+                        timestamp: u32::from(seq) * 960,
+                        ssrc,
+                        marker: true,
+                        ..Default::default()
+                    },
+                    payload: bytes::Bytes::from(payload.clone()),
+                };
+                p.pc.rtp_sender(sender)
+                    .unwrap()
+                    .write_rtp(now, packet)
+                    .unwrap();
+                sent.push((ssrc, seq, payload));
+            }
+            let until = self.now + Duration::from_millis(20);
+            while self.now < until {
+                self.step();
+            }
+        }
+        sent
+    }
+}
+
+pub(super) fn received_from(peer: &Peer, ssrc: u32) -> Vec<(u16, Vec<u8>)> {
+    peer.rtp
+        .iter()
+        .filter(|(s, _, _)| *s == ssrc)
+        .map(|(_, seq, p)| (*seq, p.clone()))
+        .collect()
+}
