@@ -450,3 +450,41 @@ async fn the_proxy_drops_a_silent_client_and_keeps_a_live_one() {
     .expect("ada's own message comes back");
     drop(frozen);
 }
+
+#[tokio::test]
+async fn a_proxied_conversation_is_not_cut_after_the_close_grace() {
+    // The proxy bounds only its goodbye (2 s per side), never the socket: a
+    // conversation through it lasts as long as the people in it.
+    let up = common::start_up(&[]);
+    let ada = up.register("ada").await;
+    let bob = up.register("bob").await;
+    let room = create_room(&up, &ada, json!({"kind": "chat", "title": "Long"})).await;
+    let link = room["inviteUrl"].as_str().unwrap();
+    let (_, ja) = join(&up, &ada, link).await;
+    let (_, jb) = join(&up, &bob, link).await;
+    let mut a = RoomClient::connect(ja["wsUrl"].as_str().unwrap(), ja["token"].as_str().unwrap())
+        .await
+        .unwrap();
+    let mut b = RoomClient::connect(jb["wsUrl"].as_str().unwrap(), jb["token"].as_str().unwrap())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    a.say("after six seconds")
+        .await
+        .expect("ada's socket is open");
+    let seen = tokio::time::timeout(WAIT, async {
+        let mut drops = 0;
+        loop {
+            let ev = b.next_event().await.expect("bob's socket is open");
+            match &ev.event {
+                ServerEvent::Disconnected { .. } | ServerEvent::Reconnected { .. } => drops += 1,
+                ServerEvent::Message { text, .. } if text == "after six seconds" => return drops,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("bob hears ada on the same socket");
+    assert_eq!(seen, 0, "nobody's connection dropped meanwhile");
+    let _ = a.next_event().await.expect("ada's socket is still open");
+}

@@ -150,7 +150,13 @@ async fn pump(mut client: WebSocket, fwd: Forward) {
             let (ending, tell_room) = loop {
                 tokio::select! {
                     m = c_rx.next() => {
-                        let Some(Ok(m)) = m else { break (None, true) };
+                        let m = match m {
+                            Some(Ok(m)) => m,
+                            other => {
+                                tracing::debug!(error = ?other.and_then(|r| r.err()), "client side ended");
+                                break (None, true);
+                            }
+                        };
                         heard = Instant::now();
                         let close = matches!(m, ws::Message::Close(_));
                         if u_tx.send(to_upstream(m)).await.is_err() {
@@ -213,8 +219,9 @@ async fn pump(mut client: WebSocket, fwd: Forward) {
     };
     let client_side = pin!(client_side);
     let room_side = pin!(room_side);
-    let writer = pin!(writer);
-    // Both readers end the socket; the writer flushes what they queued.
+    let mut writer = pin!(writer);
+    // The socket lives until one reader ends; the other then gets CLOSE_GRACE to
+    // deliver its close.
     let readers = async {
         match futures::future::select(client_side, room_side).await {
             futures::future::Either::Left((_, rest)) => {
@@ -225,7 +232,18 @@ async fn pump(mut client: WebSocket, fwd: Forward) {
             }
         }
     };
-    let _ = tokio::time::timeout(CLOSE_GRACE * 2, futures::future::join(readers, writer)).await;
+    let mut readers = pin!(readers);
+    // Only the goodbye is bounded, never the conversation: once the readers are done
+    // the writer gets CLOSE_GRACE to flush what they queued, and once the writer is
+    // done (the client is gone) the readers get as long to tell the room.
+    tokio::select! {
+        () = &mut readers => {
+            let _ = tokio::time::timeout(CLOSE_GRACE, &mut writer).await;
+        }
+        () = &mut writer => {
+            let _ = tokio::time::timeout(CLOSE_GRACE, &mut readers).await;
+        }
+    }
 }
 
 fn to_upstream(m: ws::Message) -> tung::Message {
