@@ -88,6 +88,11 @@ fn a_video_room_checks_camera_and_microphone_in_chromium() {
 }
 
 #[test]
+fn people_see_and_hear_each_other_through_the_sfu_in_chromium() {
+    run_ui_test("video.test.mjs", &[]);
+}
+
+#[test]
 fn one_person_holds_two_conversations_at_once() {
     run_ui_test("rooms.test.mjs", &[]);
 }

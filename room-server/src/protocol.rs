@@ -102,6 +102,9 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         sdp_mid: Option<String>,
     },
+    /// WebRTC: end your media session (your tracks are unpublished everywhere, you
+    /// stop receiving) and stay in the room; `offer` again to come back.
+    StopMedia {},
 }
 
 /// A frame the server sends: an event with its room sequence number and time.
@@ -446,6 +449,7 @@ impl ClientMessage {
             ClientMessage::Offer { .. } => "offer",
             ClientMessage::Answer { .. } => "answer",
             ClientMessage::IceCandidate { .. } => "ice_candidate",
+            ClientMessage::StopMedia {} => "stop_media",
         }
     }
 
@@ -534,6 +538,14 @@ mod tests {
                 candidate: "c".into(),
                 sdp_mid: Some("0".into())
             })
+        );
+    }
+
+    #[test]
+    fn stop_media_parses() {
+        assert_eq!(
+            parse_client_message(r#"{"type":"stop_media"}"#),
+            Ok(ClientMessage::StopMedia {})
         );
     }
 

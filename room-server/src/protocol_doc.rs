@@ -31,6 +31,7 @@ fn client_doc(msg: &ClientMessage) -> &'static str {
         ClientMessage::Leave {} => "Leave at once, with no reconnect grace period (same as closing with code 1000).",
         ClientMessage::Offer { .. } => "WebRTC: an SDP offer for your media session, which the first one creates. Needs grant `publish` (your tracks are forwarded to the others) or `subscribe` (theirs are forwarded to you), or both. A participant who only subscribes offers a data channel (or recvonly transceivers) to start. Answered by `answer`, or `error` `negotiation_failed`. Media goes to the one UDP port of the room named by the answer's candidate.",
         ClientMessage::Answer { .. } => "WebRTC: your answer to a server `offer`. An `offer` left unanswered for 10 s is rolled back and made again. Like every frame it must fit in `limits.maxFrameBytes`; an SDP grows by about 0.5 KB per forwarded track, so rooms with many publishers need a larger `--max-frame-bytes`.",
+        ClientMessage::StopMedia {} => "WebRTC: end your media session and stay in the room: your tracks are unpublished everywhere (others get `track` with `removed: true` and an `offer`) and you stop receiving. Send `offer` again to come back.",
         ClientMessage::IceCandidate { .. } => "WebRTC: a trickled ICE candidate. Optional: the server is ICE-lite and learns your address from your connectivity checks.",
     }
 }
@@ -233,6 +234,7 @@ fn client_examples() -> Vec<ClientMessage> {
             candidate: "candidate:1 1 udp 2130706431 192.0.2.7 54321 typ host".into(),
             sdp_mid: Some("0".into()),
         },
+        ClientMessage::StopMedia {},
     ]
 }
 

@@ -25,11 +25,18 @@ pub use extract::{bearer_token, Json, Path};
 pub use metrics::{serve_metrics, HttpMetrics};
 pub use trace::{method_label, request_span, trace_layer};
 
+/// The log filter when `RUST_LOG` is unset.
+pub const DEFAULT_LOG_FILTER: &str = "info,rtc=error";
+
 /// How logs are written. `RENDEZVOUS_LOG_FORMAT=json` selects JSON (production);
 /// anything else, human-readable text. `RUST_LOG` sets the filter (default `info`).
 pub fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // The WebRTC stack (`rtc`, `rtc_ice`, `rtc_dtls`, ...) logs every peer's state
+    // changes at info and browsers' unknown TLS extensions as warnings: per peer, not
+    // per room, so only its errors by default.
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let json = std::env::var("RENDEZVOUS_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     use std::io::IsTerminal as _;
     let builder = tracing_subscriber::fmt()

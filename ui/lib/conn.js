@@ -25,6 +25,9 @@ export const CLOSED_REASONS = {
   shutdown: "The service shut down.",
 };
 
+/** Server events of the media session (handled by `this.media`, a MediaSession). */
+const MEDIA_EVENTS = new Set(["answer", "offer", "ice_candidate", "track"]);
+
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
 
@@ -56,6 +59,9 @@ export class RoomConnection extends EventTarget {
     this.attempt = 0;
     this.ws = null;
     this.nextClientId = 1;
+    /** The media session (lib/media.js) once the person joins with media. */
+    this.media = null;
+    this.welcomed = false;
     this.onOffline = () => this.drop("offline");
     this.onOnline = () => this.reconnectNow();
     addEventListener("offline", this.onOffline);
@@ -101,6 +107,13 @@ export class RoomConnection extends EventTarget {
       if (ev.type === "welcome") {
         this.attempt = 0;
         this.setStatus("live");
+        // Media sessions are not resumed: after a reconnect, offer again.
+        if (this.welcomed && this.media) this.media.start();
+        this.welcomed = true;
+      }
+      if (MEDIA_EVENTS.has(ev.type)) {
+        this.media?.handle(ev);
+        return;
       }
       const what = this.state.apply(ev);
       if (ev.type === "welcome") this.resendPending(ev.resumed);
@@ -186,6 +199,7 @@ export class RoomConnection extends EventTarget {
   finish(reason, text) {
     if (this.ended) return;
     this.ended = { reason, text };
+    this.media?.stop();
     clearTimeout(this.retryTimer);
     clearTimeout(this.tokenTimer);
     removeEventListener("offline", this.onOffline);

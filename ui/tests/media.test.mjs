@@ -1,6 +1,6 @@
 // A video room's camera check in Chromium with its fake camera and microphone: the
 // preview plays, devices are listed, toggles work, leaving turns the camera off, and
-// chat rooms show no video UI. (Sending media comes with the SFU.)
+// chat rooms show no video UI. (Sending and receiving: video.test.mjs.)
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { BASE, account, assertNoProblems, axe, launch, person, registerVia, shot } from "./helpers.mjs";
@@ -22,7 +22,7 @@ test("a video room checks your camera and microphone; a chat room shows no video
 
     // The fake camera plays in the preview, and the devices are named.
     await P.waitForFunction(() => document.querySelector(".stage video")?.videoWidth > 0);
-    await P.getByText("nobody can see or hear you").waitFor();
+    await P.getByRole("button", { name: "Join with camera and microphone" }).waitFor();
     assert.ok((await P.locator("#camera-choice option").count()) >= 1);
     assert.ok((await P.locator("#mic-choice option").count()) >= 1);
     await shot(P, "video-room-preview");

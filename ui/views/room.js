@@ -96,7 +96,7 @@ function draw(ctx, r) {
   }, box, h("button", { type: "submit" }, "Send"));
   // Video rooms: the camera check (views/media.js); chat rooms show no video UI.
   const stage = r.kind !== "chat" ? h("section", { class: "stage", "aria-label": "Video" }) : null;
-  const stopMedia = stage ? mediaStage(stage, { name: session.user?.displayName || "You" }) : () => {};
+  const stopMedia = stage ? mediaStage(stage, conn, { name: session.user?.displayName || "You" }) : () => {};
   const conversation = h("div", { class: "conversation" }, stage, log, typing, editNote, form);
   const room = h("div", { class: "room" }, head, conversation, panel);
   mount(ctx.main, room);

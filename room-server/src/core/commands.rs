@@ -72,6 +72,7 @@ impl Room {
             ClientMessage::Offer { .. }
                 | ClientMessage::Answer { .. }
                 | ClientMessage::IceCandidate { .. }
+                | ClientMessage::StopMedia {}
         );
         let media_granted = member.grants.publish || member.grants.subscribe;
         if (needs_chat && !member.grants.chat)
@@ -131,6 +132,7 @@ impl Room {
             }
             ClientMessage::EndRoom {} => self.end(now, CloseReason::Ended),
             ClientMessage::Leave {} => self.leave(now, &id),
+            ClientMessage::StopMedia {} => self.end_media(&id),
             msg @ (ClientMessage::Offer { .. }
             | ClientMessage::Answer { .. }
             | ClientMessage::IceCandidate { .. }) => self.signal(id, msg),

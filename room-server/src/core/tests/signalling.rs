@@ -99,6 +99,28 @@ fn leaving_and_kicks_end_the_media_session() {
 }
 
 #[test]
+fn stop_media_ends_the_session_and_keeps_the_member() {
+    let mut h = Harness::new();
+    h.join(1, "alice", Grants::participant());
+    h.msg(1, offer());
+    let out = h.msg(1, ClientMessage::StopMedia {});
+    assert_eq!(
+        media_of(&out),
+        vec![MediaInput::Leave {
+            participant: "alice".into()
+        }]
+    );
+    // Still in the room (no `left`, the socket stays), and nothing more to end.
+    assert!(out.iter().all(|o| !matches!(o, Output::Close { .. })));
+    assert!(media_of(&h.msg(1, ClientMessage::StopMedia {})).is_empty());
+    // An offer starts a new session.
+    assert!(matches!(
+        media_of(&h.msg(1, offer())).as_slice(),
+        [MediaInput::Offer { .. }]
+    ));
+}
+
+#[test]
 fn media_events_reach_their_participant_only() {
     let mut h = Harness::new();
     h.join(1, "alice", Grants::participant());
