@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::OnceLock;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Request};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -53,23 +54,26 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 
 /// One file, ready to send.
 struct Asset {
-    body: Vec<u8>,
+    // `Bytes`: a response shares the file, it does not copy it.
+    body: Bytes,
     /// Only when it is smaller than `body`.
-    gzip: Option<Vec<u8>>,
+    gzip: Option<Bytes>,
     content_type: HeaderValue,
     etag: HeaderValue,
 }
 
 impl Asset {
-    fn new(path: &str, body: Vec<u8>) -> Self {
+    /// `mime` as embedding found it (`mime_guess`, from the file name).
+    fn new(mime: &str, body: Vec<u8>) -> Self {
         let hash = Sha256::digest(&body);
         let etag = format!("\"{}\"", hex(&hash[..12]));
-        let gzip = gzip(&body).filter(|z| z.len() < body.len());
-        let mime = mime_for(path);
+        let gzip = gzip(&body)
+            .filter(|z| z.len() < body.len())
+            .map(Bytes::from);
         Self {
-            body,
+            body: Bytes::from(body),
             gzip,
-            content_type: HeaderValue::from_str(&mime)
+            content_type: HeaderValue::from_str(&with_charset(mime))
                 .unwrap_or(HeaderValue::from_static("application/octet-stream")),
             etag: HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\"")),
         }
@@ -121,24 +125,25 @@ impl Assets {
             if let Some(file) = Ui::get(&name) {
                 all.update(name.as_bytes());
                 all.update(file.metadata.sha256_hash());
-                raw.push((name, file.data.into_owned()));
+                let mime = file.metadata.mimetype().to_owned();
+                raw.push((name, mime, file.data.into_owned()));
             }
         }
         let version = hex(&all.finalize()[..6]);
         let mut index = None;
         let mut files = HashMap::new();
-        for (name, data) in raw {
+        for (name, mime, data) in raw {
             if name == "index.html" {
                 let html = String::from_utf8_lossy(&data)
                     .replace("\"/assets/", &format!("\"/assets/{version}/"));
-                index = Some(Asset::new(&name, html.into_bytes()));
+                index = Some(Asset::new(&mime, html.into_bytes()));
             } else {
-                files.insert(name.clone(), Asset::new(&name, data));
+                files.insert(name, Asset::new(&mime, data));
             }
         }
         let index = index.unwrap_or_else(|| {
             Asset::new(
-                "index.html",
+                "text/html",
                 b"<!doctype html><title>Rendezvous</title><p>The page was not built in.".to_vec(),
             )
         });
@@ -273,15 +278,12 @@ fn gzip(data: &[u8]) -> Option<Vec<u8>> {
     enc.finish().ok()
 }
 
-fn mime_for(path: &str) -> String {
-    let mime = Ui::get(path)
-        .map(|f| f.metadata.mimetype().to_owned())
-        .unwrap_or_else(|| "text/html".to_owned());
-    // Text needs its charset; `mime_guess` gives the bare type.
+/// Text needs its charset; `mime_guess` gives the bare type.
+fn with_charset(mime: &str) -> String {
     if mime.starts_with("text/") || mime == "application/javascript" {
         format!("{mime}; charset=utf-8")
     } else {
-        mime
+        mime.to_owned()
     }
 }
 

@@ -124,7 +124,7 @@ async fn every_response_carries_the_browser_security_headers() {
 
 #[test]
 fn index_html_has_no_inline_script_style_or_handler() {
-    let html = String::from_utf8(Assets::get().index.body.clone()).unwrap();
+    let html = String::from_utf8(Assets::get().index.body.to_vec()).unwrap();
     assert!(!html.contains("<style"), "inline <style>");
     assert!(!html.contains(" style="), "inline style attribute");
     for tag in html.split("<script").skip(1) {
