@@ -39,7 +39,7 @@ const COOKIE_ATTRIBUTES: &str = "HttpOnly; Secure; SameSite=Strict; Path=/api/br
 /// A cookie beside the refresh cookie that script may read: `rdv_session=1`, no
 /// secret in it. The page asks for a session only when it is there, so a visitor's
 /// first visit does not start with a refused request.
-pub const HINT_COOKIE: &str = "rdv_session=1";
+pub const HINT_COOKIE_NAME: &str = "rdv_session";
 const HINT_ATTRIBUTES: &str = "Secure; SameSite=Strict; Path=/";
 
 type Cookies = AppendHeaders<[(axum::http::HeaderName, String); 2]>;
@@ -54,7 +54,7 @@ fn set_cookie(token: &str, ttl: Duration) -> Cookies {
         ),
         (
             SET_COOKIE,
-            format!("{HINT_COOKIE}; {HINT_ATTRIBUTES}; Max-Age={age}"),
+            format!("{HINT_COOKIE_NAME}=1; {HINT_ATTRIBUTES}; Max-Age={age}"),
         ),
     ])
 }
@@ -68,7 +68,7 @@ fn clear_cookie() -> Cookies {
         ),
         (
             SET_COOKIE,
-            format!("rdv_session=; {HINT_ATTRIBUTES}; Max-Age=0"),
+            format!("{HINT_COOKIE_NAME}=; {HINT_ATTRIBUTES}; Max-Age=0"),
         ),
     ])
 }
@@ -138,7 +138,7 @@ fn issued(ctx: &Ctx, status: StatusCode, session: Session) -> Response {
     params(("X-Rendezvous-CSRF" = String, Header, description = "Must be `1`")),
     responses(
         (status = 201, description = "Registered and logged in", body = BrowserSession,
-            headers(("Set-Cookie" = String, description = "`rdv_refresh=TOKEN; HttpOnly; Secure; SameSite=Strict; Path=/api/browser/sessions; Max-Age=SECONDS`"))),
+            headers(("Set-Cookie" = String, description = "`rdv_refresh=TOKEN; HttpOnly; Secure; SameSite=Strict; Path=/api/browser/sessions; Max-Age=SECONDS`, and beside it the hint `rdv_session=1; Secure; SameSite=Strict; Path=/; Max-Age=SECONDS` (no secret; readable by script)"))),
         (status = 403, description = "csrf_failed", body = ErrorBody),
         (status = 409, description = "email_taken or username_taken", body = ErrorBody),
         (status = 422, description = "validation_failed", body = ErrorBody),
@@ -163,7 +163,7 @@ pub async fn register(
     params(("X-Rendezvous-CSRF" = String, Header, description = "Must be `1`")),
     responses(
         (status = 200, description = "Logged in", body = BrowserSession,
-            headers(("Set-Cookie" = String, description = "`rdv_refresh=TOKEN; HttpOnly; Secure; SameSite=Strict; Path=/api/browser/sessions; Max-Age=SECONDS`"))),
+            headers(("Set-Cookie" = String, description = "`rdv_refresh=TOKEN; HttpOnly; Secure; SameSite=Strict; Path=/api/browser/sessions; Max-Age=SECONDS`, and beside it the hint `rdv_session=1; Secure; SameSite=Strict; Path=/; Max-Age=SECONDS` (no secret; readable by script)"))),
         (status = 401, description = "invalid_credentials", body = ErrorBody),
         (status = 403, description = "csrf_failed", body = ErrorBody),
         (status = 422, description = "validation_failed", body = ErrorBody),
@@ -191,7 +191,7 @@ pub async fn login(
     ),
     responses(
         (status = 200, description = "New access token; the cookie rotated", body = BrowserSession,
-            headers(("Set-Cookie" = String, description = "The next `rdv_refresh` cookie"))),
+            headers(("Set-Cookie" = String, description = "The next `rdv_refresh` cookie and its `rdv_session=1` hint; on a 401 both cleared (`Max-Age=0`)"))),
         (status = 401, description = "unauthenticated (no cookie), invalid_refresh_token or refresh_token_reused; the cookie is cleared", body = ErrorBody),
         (status = 403, description = "csrf_failed", body = ErrorBody),
     ))]
@@ -218,7 +218,7 @@ pub async fn refresh(_: SameOrigin, State(ctx): State<Ctx>, headers: HeaderMap) 
     ),
     responses(
         (status = 204, description = "Logged out; the cookie cleared (`Max-Age=0`)",
-            headers(("Set-Cookie" = String, description = "`rdv_refresh=; ...; Max-Age=0`"))),
+            headers(("Set-Cookie" = String, description = "`rdv_refresh=; ...; Max-Age=0` and `rdv_session=; ...; Max-Age=0`"))),
         (status = 403, description = "csrf_failed", body = ErrorBody),
     ))]
 #[tracing::instrument(skip_all)]
