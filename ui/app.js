@@ -136,7 +136,18 @@ document.addEventListener("click", (e) => {
   navigate(a.getAttribute("href"));
 });
 addEventListener("popstate", render);
-rooms.changes.addEventListener("change", drawSidebar);
+// Every event of every room the tab is in reports a change: redraw the sidebar and
+// the title once per burst, not once per event. A timer, not an animation frame:
+// a hidden tab gets no frames, and its title is where the unread count shows.
+let sidebarQueued = false;
+rooms.changes.addEventListener("change", () => {
+  if (sidebarQueued) return;
+  sidebarQueued = true;
+  setTimeout(() => {
+    sidebarQueued = false;
+    drawSidebar();
+  }, 0);
+});
 onSession((user) => {
   drawTopnav();
   if (!user) {
