@@ -233,6 +233,13 @@ async fn a_pod_deleted_by_hand_is_replaced_then_the_room_fails() {
     let first = eventually(20, "the Pod", || pod_of(&pods, "r1"))
         .await
         .uid();
+    // A restart is counted for a Pod the operator has recorded (`status.podUid`);
+    // deleted before that write (a busy machine), its replacement would count none.
+    eventually(20, "the Pod recorded in the status", || async {
+        let named = rooms.get("r1").await.ok()?.status?.pod_uid;
+        (named == first).then_some(())
+    })
+    .await;
     pods.delete("room-r1", &DeleteParams::default().grace_period(0))
         .await
         .unwrap();
