@@ -7,7 +7,7 @@ use std::io::Write;
 use tokio::sync::mpsc;
 
 use crate::client::{Incoming, RoomClient};
-use crate::protocol::{ClientMessage, Envelope, ServerEvent};
+use crate::protocol::{ClientMessage, Envelope, ServerEvent, TrackKind};
 
 /// Lines read ahead from stdin; a human types far slower than this drains.
 const STDIN_BUFFER: usize = 64;
@@ -225,7 +225,27 @@ pub fn format_event(env: &Envelope, names: &mut HashMap<String, String>) -> Opti
         ServerEvent::Answer { .. }
         | ServerEvent::Offer { .. }
         | ServerEvent::IceCandidate { .. }
-        | ServerEvent::Track { .. } => return None,
+        | ServerEvent::Track { .. }
+        | ServerEvent::MediaState { .. }
+        | ServerEvent::MediaEnded { .. } => return None,
+        ServerEvent::MediaMuted {
+            participant_id,
+            kind,
+            muted,
+            ..
+        } => {
+            let what = match kind {
+                TrackKind::Audio => "microphone",
+                TrackKind::Video => "camera",
+            };
+            let verb = if *muted {
+                "turned off"
+            } else {
+                "allowed again"
+            };
+            let who = name_of(names, participant_id);
+            format!("* {who}'s {what} was {verb} by a moderator")
+        }
         ServerEvent::Muted {
             participant_id,
             muted,

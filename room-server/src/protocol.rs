@@ -91,8 +91,14 @@ pub enum ClientMessage {
     Leave {},
     /// WebRTC: an SDP offer for your media session (grant `publish` to send
     /// media, `subscribe` to receive it). The first offer creates the session;
-    /// the server answers with `answer`.
-    Offer { sdp: String },
+    /// the server answers with `answer`. `screen` lists the mids of your m-lines
+    /// that carry a shared screen rather than your camera (at most
+    /// [`MAX_SCREEN_MIDS`]).
+    Offer {
+        sdp: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        screen: Vec<String>,
+    },
     /// WebRTC: your answer to a server `offer` (renegotiation).
     Answer { sdp: String },
     /// WebRTC: a trickled ICE candidate of yours (`candidate` as in
@@ -105,7 +111,26 @@ pub enum ClientMessage {
     /// WebRTC: end your media session (your tracks are unpublished everywhere, you
     /// stop receiving) and stay in the room; `offer` again to come back.
     StopMedia {},
+    /// What you send now, for everyone to see: microphone on (`audio`), camera
+    /// on (`video`), sharing your screen (`screen`). Needs grant `publish`.
+    MediaState {
+        audio: bool,
+        video: bool,
+        screen: bool,
+    },
+    /// Moderator: stop (or allow again) forwarding a participant's `audio`, or
+    /// their `video` (camera and shared screen). The server drops their packets;
+    /// it lasts until a moderator lifts it, across reconnects.
+    MuteMedia {
+        participant_id: String,
+        kind: TrackKind,
+        muted: bool,
+    },
 }
+
+/// Most mids an `offer` may name in `screen`: as many as a publisher has
+/// tracks forwarded.
+pub const MAX_SCREEN_MIDS: usize = 4;
 
 /// A frame the server sends: an event with its room sequence number and time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +199,25 @@ pub enum ServerEvent {
     },
     /// A moderator locked or unlocked the room.
     Locked { locked: bool, by: String },
+    /// What a participant sends changed (their `media_state`, or their media
+    /// session ended: all false).
+    MediaState {
+        participant_id: String,
+        audio: bool,
+        video: bool,
+        screen: bool,
+    },
+    /// A moderator stopped (or allowed again) forwarding a participant's `audio`
+    /// or `video`.
+    MediaMuted {
+        participant_id: String,
+        kind: TrackKind,
+        muted: bool,
+        by: String,
+    },
+    /// WebRTC: your media session ended without your asking (`reason`); send
+    /// `offer` to start a new one.
+    MediaEnded { reason: MediaEndReason },
     /// The room is over; the server closes the socket next.
     RoomClosed { reason: CloseReason },
     /// WebRTC: the answer to your `offer`.
@@ -195,6 +239,9 @@ pub enum ServerEvent {
         kind: TrackKind,
         mid: String,
         stream_id: String,
+        /// A shared screen, not a camera (or the screen's sound).
+        #[serde(default)]
+        screen: bool,
         removed: bool,
     },
     /// A frame or command was refused; the connection stays open.
@@ -238,6 +285,24 @@ pub struct Participant {
     pub muted: bool,
     /// False while they are within the reconnect grace period.
     pub connected: bool,
+    /// What they send (their last `media_state`).
+    #[serde(default)]
+    pub sending: Sending,
+    /// A moderator stopped forwarding their audio.
+    #[serde(default)]
+    pub audio_muted: bool,
+    /// A moderator stopped forwarding their video.
+    #[serde(default)]
+    pub video_muted: bool,
+}
+
+/// What a participant says they send.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sending {
+    pub audio: bool,
+    pub video: bool,
+    pub screen: bool,
 }
 
 /// A chat message in the backlog.
@@ -286,6 +351,14 @@ pub enum TrackKind {
     Audio,
     /// VP8.
     Video,
+}
+
+/// Why a media session ended by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaEndReason {
+    /// No ICE connection was made within 30 s of the answer, or it was lost.
+    IceFailed,
 }
 
 /// Why a participant left.
@@ -450,6 +523,8 @@ impl ClientMessage {
             ClientMessage::Answer { .. } => "answer",
             ClientMessage::IceCandidate { .. } => "ice_candidate",
             ClientMessage::StopMedia {} => "stop_media",
+            ClientMessage::MediaState { .. } => "media_state",
+            ClientMessage::MuteMedia { .. } => "mute_media",
         }
     }
 
@@ -530,7 +605,10 @@ mod tests {
     fn signalling_frames_parse() {
         assert_eq!(
             parse_client_message(r#"{"type":"offer","sdp":"v=0"}"#),
-            Ok(ClientMessage::Offer { sdp: "v=0".into() })
+            Ok(ClientMessage::Offer {
+                sdp: "v=0".into(),
+                screen: vec![]
+            })
         );
         assert_eq!(
             parse_client_message(r#"{"type":"ice_candidate","candidate":"c","sdpMid":"0"}"#),

@@ -6,8 +6,8 @@ use rendezvous_api::Grants;
 
 use crate::protocol::{
     close_code, ChatMessage, ClientMessage, CloseReason, Envelope, ErrorCode, LeaveReason, Limits,
-    Participant, Reaction, Receipt, ServerEvent, TrackKind, Welcome, BEARER_PROTOCOL_PREFIX,
-    PROTOCOL_VERSION, SUBPROTOCOL,
+    MediaEndReason, Participant, Reaction, Receipt, Sending, ServerEvent, TrackKind, Welcome,
+    BEARER_PROTOCOL_PREFIX, PROTOCOL_VERSION, SUBPROTOCOL,
 };
 
 /// Markers around the generated part of `docs/protocol.md`.
@@ -29,9 +29,11 @@ fn client_doc(msg: &ClientMessage) -> &'static str {
         ClientMessage::Lock { .. } => "Moderator: refuse new participants (4006); people within their grace period may still return.",
         ClientMessage::EndRoom {} => "Moderator: end the room for everyone (`room_closed` with reason `ended`).",
         ClientMessage::Leave {} => "Leave at once, with no reconnect grace period (same as closing with code 1000).",
-        ClientMessage::Offer { .. } => "WebRTC: an SDP offer for your media session, which the first one creates. Needs grant `publish` (your tracks are forwarded to the others) or `subscribe` (theirs are forwarded to you), or both. A participant who only subscribes offers a data channel (or recvonly transceivers) to start. Answered by `answer`, or `error` `negotiation_failed`. Media goes to the one UDP port of the room named by the answer's candidate.",
+        ClientMessage::Offer { .. } => "WebRTC: an SDP offer for your media session, which the first one creates. Needs grant `publish` (your tracks are forwarded to the others) or `subscribe` (theirs are forwarded to you), or both. A participant who only subscribes offers a data channel (or recvonly transceivers) to start. Answered by `answer`, or `error` `negotiation_failed`. Media goes to the one UDP port of the room named by the answer's candidate; a session that has not connected 30 s after its answer ends with `media_ended`. `screen` (optional) lists the mids of your m-lines that carry a shared screen: they are forwarded as a stream of their own and announced with `screen: true` (at most 4 mids; more are ignored). Renegotiating yourself (to add a screen share) is fine at any time: an offer of yours that crosses one of the server's wins, and the server offers again after.",
         ClientMessage::Answer { .. } => "WebRTC: your answer to a server `offer`. An `offer` left unanswered for 10 s is rolled back and made again. Like every frame it must fit in `limits.maxFrameBytes`; an SDP grows by about 0.5 KB per forwarded track, so rooms with many publishers need a larger `--max-frame-bytes`.",
         ClientMessage::StopMedia {} => "WebRTC: end your media session and stay in the room: your tracks are unpublished everywhere (others get `track` with `removed: true` and an `offer`) and you stop receiving. Send `offer` again to come back.",
+        ClientMessage::MediaState { .. } => "Say what you send now, for everyone's tiles: microphone on (`audio`), camera on (`video`), sharing your screen (`screen`). Needs grant `publish`. Broadcast as `media_state` when it changed; ending your media session (or your connection) resets it to all false. Turning your camera off is yours to do in the browser (stop sending the track); this only tells the others.",
+        ClientMessage::MuteMedia { .. } => "Moderator: stop forwarding a participant's `audio`, or their `video` (camera and shared screen), or allow it again (`muted: false`). The server drops their packets (they keep their m-lines, so nobody renegotiates); it lasts across their reconnects until a moderator lifts it. Broadcast as `media_muted`. After a `video` mute is lifted the server asks the publisher for a keyframe.",
         ClientMessage::IceCandidate { .. } => "WebRTC: a trickled ICE candidate. Optional: the server is ICE-lite and learns your address from your connectivity checks.",
     }
 }
@@ -52,11 +54,14 @@ fn server_doc(event: &ServerEvent) -> &'static str {
         ServerEvent::Read { .. } => "A read receipt moved forward.",
         ServerEvent::Muted { .. } => "A moderator muted or unmuted someone.",
         ServerEvent::Locked { .. } => "A moderator locked or unlocked the room.",
+        ServerEvent::MediaState { .. } => "What a participant sends changed (their `media_state`, or all false when their media session ended). `welcome` and `joined` carry it as each participant's `sending`.",
+        ServerEvent::MediaMuted { .. } => "A moderator stopped (or allowed again) forwarding a participant's `audio` or `video`. `welcome` and `joined` carry it as each participant's `audioMuted` and `videoMuted`.",
+        ServerEvent::MediaEnded { .. } => "WebRTC: your media session ended by itself (`ice_failed`: no connection 30 s after the answer, or the connection failed); your tracks were unpublished. Send `offer` to start a new one (with a new peer connection).",
         ServerEvent::RoomClosed { .. } => "The room ended: `ended`, `closed`, `idle`, `lifetime` or `shutdown`. The socket closes next with 1000.",
         ServerEvent::Answer { .. } => "WebRTC: the answer to your `offer`, with the server's one ICE candidate (host, UDP, the room's media port; `--public-ip` if set).",
         ServerEvent::Offer { .. } => "WebRTC: the server renegotiates because someone published or unpublished; reply with `answer`. Never sent before your first `offer` is answered, nor while one of its offers waits.",
         ServerEvent::IceCandidate { .. } => "WebRTC: an ICE candidate of the server's (its answers already carry its candidate; reserved for later use).",
-        ServerEvent::Track { .. } => "WebRTC: whose track an m-line of your session carries: `participantId` (the publisher), `kind` (`audio` Opus, `video` VP8), your `mid`, and the forwarded `streamId` (msid). Sent before the `offer` that adds it; `removed: true` before the one that stops it (the publisher unpublished or left).",
+        ServerEvent::Track { .. } => "WebRTC: whose track an m-line of your session carries: `participantId` (the publisher), `kind` (`audio` Opus, `video` VP8), your `mid`, the forwarded `streamId` (msid: `p<n>` for camera and microphone, `p<n>s` for a shared screen), and `screen` (true for a shared screen). Sent before the `offer` that adds it; `removed: true` before the one that stops it (the publisher unpublished or left).",
         ServerEvent::Error { .. } => "A frame was refused; the connection stays open. See the error codes below.",
     }
 }
@@ -67,7 +72,7 @@ fn error_doc(code: ErrorCode) -> &'static str {
         ErrorCode::FrameTooLarge => "frame over `limits.maxFrameBytes` (over 4× that the socket closes with 1009)",
         ErrorCode::InvalidText => "empty text, text over `limits.maxTextChars`, a bad emoji, or a kick `reason` over 200 characters",
         ErrorCode::RateLimited => "token bucket empty: `rateLimitMessages` chat frames per `rateLimitWindowMs` (5× that for other frames)",
-        ErrorCode::Forbidden => "the token lacks the grant (`chat` for chat and typing, `moderate` for moderation, `publish` or `subscribe` for WebRTC signalling)",
+        ErrorCode::Forbidden => "the token lacks the grant (`chat` for chat and typing, `moderate` for moderation, `publish` or `subscribe` for WebRTC signalling, `publish` for `media_state`)",
         ErrorCode::Muted => "a moderator muted you",
         ErrorCode::NotFound => "no such message in the backlog, or no such participant",
         ErrorCode::NotYours => "you may only edit or delete your own messages",
@@ -188,6 +193,13 @@ fn mk_participant(id: &str, moderator: bool) -> Participant {
         moderator,
         muted: false,
         connected: true,
+        sending: Sending {
+            audio: true,
+            video: moderator,
+            screen: false,
+        },
+        audio_muted: false,
+        video_muted: false,
     }
 }
 
@@ -226,6 +238,7 @@ fn client_examples() -> Vec<ClientMessage> {
         ClientMessage::Leave {},
         ClientMessage::Offer {
             sdp: "v=0\r\no=- 4611 2 IN IP4 127.0.0.1\r\n…".into(),
+            screen: vec!["2".into()],
         },
         ClientMessage::Answer {
             sdp: "v=0\r\no=- 4612 3 IN IP4 127.0.0.1\r\n…".into(),
@@ -235,6 +248,16 @@ fn client_examples() -> Vec<ClientMessage> {
             sdp_mid: Some("0".into()),
         },
         ClientMessage::StopMedia {},
+        ClientMessage::MediaState {
+            audio: true,
+            video: false,
+            screen: false,
+        },
+        ClientMessage::MuteMedia {
+            participant_id: "u2".into(),
+            kind: TrackKind::Audio,
+            muted: true,
+        },
     ]
 }
 
@@ -322,6 +345,21 @@ fn server_examples() -> Vec<ServerEvent> {
             locked: true,
             by: "u1".into(),
         },
+        ServerEvent::MediaState {
+            participant_id: "u2".into(),
+            audio: true,
+            video: false,
+            screen: false,
+        },
+        ServerEvent::MediaMuted {
+            participant_id: "u2".into(),
+            kind: TrackKind::Audio,
+            muted: true,
+            by: "u1".into(),
+        },
+        ServerEvent::MediaEnded {
+            reason: MediaEndReason::IceFailed,
+        },
         ServerEvent::RoomClosed {
             reason: CloseReason::Ended,
         },
@@ -340,6 +378,7 @@ fn server_examples() -> Vec<ServerEvent> {
             kind: TrackKind::Video,
             mid: "2".into(),
             stream_id: "p2".into(),
+            screen: false,
             removed: false,
         },
         ServerEvent::Error {

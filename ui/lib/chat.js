@@ -8,7 +8,10 @@ const GROUP_MS = 5 * 60_000;
 export class ChatState {
   constructor() {
     this.you = null;
-    /** id → {id, name, moderator, muted, connected} for people in the room now. */
+    /**
+     * id → {id, name, moderator, muted, connected, sending: {audio, video, screen},
+     * audioMuted, videoMuted} for people in the room now.
+     */
     this.people = new Map();
     /** Every name seen, so messages of people who left keep theirs. */
     this.names = new Map();
@@ -27,7 +30,7 @@ export class ChatState {
     this.lastSeq = 0;
   }
 
-  /** Apply a server event. Returns what changed: "messages", "people", "typing", "room" or null. */
+  /** Apply a server event. Returns what changed: "messages", "people", "media", "typing", "room" or null. */
   apply(ev) {
     if (typeof ev.seq === "number" && ev.type !== "welcome") {
       // A replayed event we already hold (a resume overlapping what we saw) changes nothing.
@@ -87,6 +90,16 @@ export class ChatState {
         const p = this.people.get(ev.participantId);
         if (p) p.muted = ev.muted;
         return "people";
+      }
+      case "media_state": {
+        const p = this.people.get(ev.participantId);
+        if (p) p.sending = { audio: ev.audio, video: ev.video, screen: ev.screen };
+        return "media";
+      }
+      case "media_muted": {
+        const p = this.people.get(ev.participantId);
+        if (p) p[ev.kind === "audio" ? "audioMuted" : "videoMuted"] = ev.muted;
+        return "media";
       }
       case "locked":
         this.locked = ev.locked;

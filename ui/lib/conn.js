@@ -26,7 +26,7 @@ export const CLOSED_REASONS = {
 };
 
 /** Server events of the media session (handled by `this.media`, a MediaSession). */
-const MEDIA_EVENTS = new Set(["answer", "offer", "ice_candidate", "track"]);
+const MEDIA_EVENTS = new Set(["answer", "offer", "ice_candidate", "track", "media_ended"]);
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10_000;

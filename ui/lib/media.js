@@ -2,23 +2,33 @@
 // signalling rides on the room socket (room-server/docs/protocol.md, "Media"):
 // we offer first (our tracks, or only a data channel to receive), the server
 // answers, then renegotiates with its own offers as people publish and leave; its
-// `track` events say whose track each m-line carries.
+// `track` events say whose track each m-line carries. We offer again ourselves to
+// add a shared screen; when our offer crosses one of the server's, ours wins (the
+// server rolls its own back and offers again after).
+
+/** The key of one tile: a person's camera and microphone, or their shared screen. */
+export function tileKey(participantId, screen) {
+  return screen ? `${participantId}:screen` : participantId;
+}
 
 /**
- * Events: `remote` (detail {participantId, stream}) when someone's media arrives or
- * changes, `gone` (detail {participantId}) when all of it stopped, `state` (detail:
- * the connection state).
+ * Events: `remote` (detail {key, participantId, screen, stream}) when someone's
+ * media arrives or changes, `gone` (detail {key}) when all of it stopped, `state`
+ * (detail: the connection state), `ended` when the server ended the session (no
+ * connection could be made).
  */
 export class MediaSession extends EventTarget {
   constructor(conn, stream) {
     super();
     this.conn = conn;
     this.stream = stream;
-    /** mid → {participantId, kind, streamId} from the server's `track` events. */
+    /** mid → {participantId, kind, streamId, screen} from the server's `track` events. */
     this.mids = new Map();
-    /** participantId → MediaStream of their forwarded tracks. */
+    /** tile key → MediaStream of the forwarded tracks. */
     this.remote = new Map();
     this.pc = null;
+    /** Our shared screen's transceiver, kept once made (sharing again reuses it). */
+    this.screen = null;
     this.start();
   }
 
@@ -28,9 +38,11 @@ export class MediaSession extends EventTarget {
 
   start() {
     this.pc?.close();
-    for (const id of this.remote.keys()) this.emit("gone", { participantId: id });
+    for (const key of this.remote.keys()) this.emit("gone", { key });
     this.remote.clear();
     this.mids.clear();
+    this.screen = null;
+    this.wantOffer = false;
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     this.pc = pc;
     /** kind → our RTCRtpSender (camera off replaces its track with none). */
@@ -50,46 +62,104 @@ export class MediaSession extends EventTarget {
     };
     pc.onconnectionstatechange = () => this.emit("state", pc.connectionState);
     pc.ontrack = (e) => this.attach(e.transceiver.mid, e.track);
-    (async () => {
+    this.offer();
+  }
+
+  /**
+   * Run signalling steps one at a time, in arrival order: an `offer` that comes
+   * right behind the `answer` must see the answer applied.
+   */
+  serial(step) {
+    this.queue = (this.queue || Promise.resolve()).then(step, step);
+    return this.queue;
+  }
+
+  /** Offer now, or as soon as the signalling state is stable again. */
+  offer() {
+    return this.serial(() => this.makeOffer());
+  }
+
+  async makeOffer() {
+    const pc = this.pc;
+    if (!pc) return;
+    if (pc.signalingState !== "stable") {
+      this.wantOffer = true;
+      return;
+    }
+    this.wantOffer = false;
+    try {
       await pc.setLocalDescription(await pc.createOffer());
-      this.conn.send({ type: "offer", sdp: pc.localDescription.sdp });
-    })().catch((err) => this.conn.emit("notice", `Video could not start: ${err.message}`));
+      if (this.pc !== pc) return;
+      const screen = this.screen?.mid ? [this.screen.mid] : undefined;
+      this.conn.send({ type: "offer", sdp: pc.localDescription.sdp, screen });
+    } catch (err) {
+      this.conn.emit("notice", `Video could not start: ${err.message}`);
+    }
+  }
+
+  /** Send `track` as our shared screen (a new m-line the first time). */
+  async shareScreen(track) {
+    if (this.screen) {
+      await this.screen.sender.replaceTrack(track);
+      return;
+    }
+    const stream = new MediaStream([track]);
+    this.screen = this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    await this.offer();
+  }
+
+  /** Stop sending the shared screen; its m-line stays for the next share. */
+  async stopScreen() {
+    await this.screen?.sender.replaceTrack(null);
   }
 
   attach(mid, track) {
     const info = this.mids.get(mid);
     if (!info) return;
-    let stream = this.remote.get(info.participantId);
+    const key = tileKey(info.participantId, info.screen);
+    let stream = this.remote.get(key);
     if (!stream) {
       stream = new MediaStream();
-      this.remote.set(info.participantId, stream);
+      this.remote.set(key, stream);
     }
     for (const old of stream.getTracks()) if (old.kind === track.kind && old !== track) stream.removeTrack(old);
     stream.addTrack(track);
-    this.emit("remote", { participantId: info.participantId, stream });
+    this.emit("remote", { key, participantId: info.participantId, screen: info.screen, stream });
   }
 
   /** A signalling event from the room socket. */
-  async handle(ev) {
+  handle(ev) {
+    return this.serial(() => this.process(ev));
+  }
+
+  async process(ev) {
     const pc = this.pc;
+    if (!pc) return;
     try {
       switch (ev.type) {
         case "answer":
           await pc.setRemoteDescription({ type: "answer", sdp: ev.sdp });
+          if (this.wantOffer) await this.makeOffer();
           break;
         case "offer":
+          // Ours is on its way: the server rolls its offer back when ours arrives.
+          if (pc.signalingState === "have-local-offer") break;
           await pc.setRemoteDescription({ type: "offer", sdp: ev.sdp });
           await pc.setLocalDescription(await pc.createAnswer());
           this.conn.send({ type: "answer", sdp: pc.localDescription.sdp });
           // Tracks whose m-line already existed get no new `track` event from the browser.
           for (const t of pc.getTransceivers()) if (t.receiver.track && t.currentDirection !== "inactive" && this.mids.has(t.mid)) this.attach(t.mid, t.receiver.track);
+          if (this.wantOffer) await this.makeOffer();
           break;
         case "ice_candidate":
           await pc.addIceCandidate(ev.candidate ? { candidate: ev.candidate, sdpMid: ev.sdpMid ?? "0" } : null);
           break;
         case "track":
           if (ev.removed) this.unmap(ev.mid);
-          else this.mids.set(ev.mid, { participantId: ev.participantId, kind: ev.kind, streamId: ev.streamId });
+          else this.mids.set(ev.mid, { participantId: ev.participantId, kind: ev.kind, streamId: ev.streamId, screen: !!ev.screen });
+          break;
+        case "media_ended":
+          this.emit("ended", ev.reason);
           break;
       }
     } catch (err) {
@@ -101,18 +171,19 @@ export class MediaSession extends EventTarget {
     const info = this.mids.get(mid);
     this.mids.delete(mid);
     if (!info) return;
-    const stream = this.remote.get(info.participantId);
-    const left = [...this.mids.values()].some((i) => i.participantId === info.participantId);
+    const key = tileKey(info.participantId, info.screen);
+    const stream = this.remote.get(key);
+    const left = [...this.mids.values()].some((i) => tileKey(i.participantId, i.screen) === key);
     if (!left) {
-      this.remote.delete(info.participantId);
-      this.emit("gone", { participantId: info.participantId });
+      this.remote.delete(key);
+      this.emit("gone", { key });
     } else if (stream) {
       for (const t of stream.getTracks()) if (t.kind === info.kind) stream.removeTrack(t);
-      this.emit("remote", { participantId: info.participantId, stream });
+      this.emit("remote", { key, participantId: info.participantId, screen: info.screen, stream });
     }
   }
 
-  /** Per participant: video frames decoded and audio packets received so far. */
+  /** Per tile key: video frames decoded, audio packets received and the audio level. */
   async stats() {
     const out = new Map();
     if (!this.pc) return out;
@@ -121,12 +192,16 @@ export class MediaSession extends EventTarget {
       if (s.type !== "inbound-rtp") continue;
       const info = this.mids.get(s.mid);
       if (!info) continue;
-      const o = out.get(info.participantId) || { framesDecoded: 0, audioPackets: 0, packetsLost: 0, packets: 0 };
+      const key = tileKey(info.participantId, info.screen);
+      const o = out.get(key) || { framesDecoded: 0, audioPackets: 0, audioLevel: 0, packetsLost: 0, packets: 0 };
       if (s.kind === "video") o.framesDecoded += s.framesDecoded || 0;
-      if (s.kind === "audio") o.audioPackets += s.packetsReceived || 0;
+      if (s.kind === "audio") {
+        o.audioPackets += s.packetsReceived || 0;
+        o.audioLevel = Math.max(o.audioLevel, s.audioLevel || 0);
+      }
       o.packets += s.packetsReceived || 0;
       o.packetsLost += Math.max(0, s.packetsLost || 0);
-      out.set(info.participantId, o);
+      out.set(key, o);
     }
     return out;
   }

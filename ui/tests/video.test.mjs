@@ -1,6 +1,7 @@
 // Video through the room's SFU in Chromium with fake cameras and microphones: every
 // page decodes every other publisher's video and receives their audio; a camera
-// turned off stops the others' decoders; a viewer without camera sees everyone.
+// turned off stops the others' decoders; a viewer without camera sees everyone; the
+// host's mute stops someone's audio at the server; a shared screen gets a tile.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { BASE, account, assertNoProblems, launch, person, registerVia, shot } from "./helpers.mjs";
@@ -8,6 +9,7 @@ import { BASE, account, assertNoProblems, launch, person, registerVia, shot } fr
 const FAKE_MEDIA = [
   "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
   "--autoplay-policy=no-user-gesture-required", "--disable-features=WebRtcHideLocalIpsWithMdns",
+  "--auto-select-desktop-capture-source=Entire screen",
 ];
 
 async function framesOf(page, name) {
@@ -73,13 +75,53 @@ test("people in a video room see and hear each other through the SFU", async () 
     await ana.page.getByRole("button", { name: "Camera off" }).click();
     await decodes(ben.page, "Ana Video", after);
 
+    // Everyone sees that Ana's camera is off (her `media_state`), not a frozen frame.
+    await ana.page.getByRole("button", { name: "Camera on" }).click();
+    await ben.page.locator(".tile.remote.camera-off", { hasText: "Ana Video" }).waitFor();
+    await ana.page.getByRole("button", { name: "Camera off" }).click();
+    await ben.page.locator(".tile.remote:not(.camera-off)", { hasText: "Ana Video" }).waitFor();
+
+    // The host mutes Ben's microphone: the server stops forwarding it, Ben's own
+    // toggle says so and cannot undo it.
+    const benTile = ana.page.locator(".tile.remote:not(.screen)", { hasText: "Ben Video" });
+    await benTile.hover();
+    await ana.page.getByRole("button", { name: "Mute Ben Video's microphone" }).click();
+    await ben.page.getByRole("button", { name: "Microphone off (host)" }).waitFor();
+    assert.ok(await ben.page.getByRole("button", { name: "Microphone off (host)" }).isDisabled());
+    await cam.page.locator(".tile.remote", { hasText: "muted by host" }).waitFor();
+    await ben.page.locator("#toast", { hasText: "The host turned your microphone off." }).waitFor();
+    await shot(ben.page, "video-room-muted-by-host");
+    const audioOf = async (page, who) => Number(await page.locator(".tile.remote:not(.screen)", { hasText: who }).getAttribute("data-audio-packets"));
+    await cam.page.waitForTimeout(3_000);
+    const muted0 = await audioOf(cam.page, "Ben Video");
+    await cam.page.waitForTimeout(4_000);
+    const muted1 = await audioOf(cam.page, "Ben Video");
+    assert.ok(muted1 - muted0 <= 5, `audio still forwarded while muted by the host: ${muted0} → ${muted1}`);
+    // Allowed again: Ben turns it on himself, and it flows again.
+    await ana.page.getByRole("button", { name: "Allow Ben Video's microphone" }).click();
+    await ben.page.getByRole("button", { name: "Microphone off" }).click();
+    await ben.page.getByRole("button", { name: "Microphone on" }).waitFor();
+    await cam.page.waitForFunction(([who, n]) => [...document.querySelectorAll(".tile.remote")].some((t) => t.textContent.includes(who) && !t.classList.contains("screen") && Number(t.dataset.audioPackets) > n + 20), ["Ben Video", muted1], { timeout: 30_000 });
+
+    // Ben shares his screen: a tile of its own for everyone else; it goes when he stops.
+    await ben.page.getByRole("button", { name: "Share screen" }).click();
+    await ben.page.getByRole("button", { name: "Stop sharing" }).waitFor();
+    for (const p of [ana, cam]) {
+      await p.page.waitForFunction(() => [...document.querySelectorAll(".tile.remote.screen")].some((t) => !t.hidden && t.textContent.includes("Ben Video's screen") && Number(t.dataset.framesDecoded) > 0), null, { timeout: 30_000 });
+    }
+    await shot(ana.page, "video-room-screen-share");
+    await ben.page.getByRole("button", { name: "Stop sharing" }).click();
+    await ana.page.locator(".tile.remote.screen", { hasText: "Ben Video's screen" }).waitFor({ state: "hidden" });
+
     // All along, every page kept its one room connection.
     for (const p of [ana, ben, cam]) assert.equal(await p.page.locator('.status[data-state="live"]').count(), 1);
 
     // Ben leaves the video: his tile goes everywhere.
     await ben.page.getByRole("button", { name: "Leave video" }).click();
-    await ana.page.locator(".tile.remote", { hasText: "Ben Video" }).waitFor({ state: "detached", timeout: 30_000 });
-    await cam.page.locator(".tile.remote", { hasText: "Ben Video" }).waitFor({ state: "detached", timeout: 30_000 });
+    for (const p of [ana, cam]) {
+      await p.page.locator(".tile.remote:not(.screen)", { hasText: "Ben Video" }).waitFor({ state: "detached", timeout: 30_000 });
+      await p.page.locator(".tile.remote.screen", { hasText: "Ben Video" }).waitFor({ state: "detached", timeout: 30_000 });
+    }
     assertNoProblems(ana, ben, cam);
   } finally {
     await browser.close();

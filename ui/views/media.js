@@ -1,12 +1,18 @@
 // The video part of a room's page: before joining, a preview of your camera with a
 // choice of camera and microphone; then the grid of everyone's video through the
-// room's SFU (lib/media.js), with camera and microphone toggles and a connection
-// quality label per person.
+// room's SFU (lib/media.js): microphone, camera and screen-share toggles that
+// everyone sees (`media_state`), the host's mute of anyone's audio or video
+// (`mute_media`, enforced by the server), the loudest speaker highlighted and a
+// connection quality label per person.
 
-import { h, mount } from "../lib/dom.js";
-import { MediaSession } from "../lib/media.js";
+import { avatar, h, mount } from "../lib/dom.js";
+import { MediaSession, tileKey } from "../lib/media.js";
 
-const STATS_EVERY_MS = 2000;
+const STATS_EVERY_MS = 1000;
+/** Below this `audioLevel` (0..1) nobody counts as speaking. */
+const SPEAKING_LEVEL = 0.02;
+/** A session the server ended (no connection) is started again this often at most. */
+const RESTART_MS = 3000;
 
 /** Ask for camera and microphone, with these device ids if given. */
 async function capture(cameraId, micId) {
@@ -47,18 +53,27 @@ function quality(s) {
  */
 export function mediaStage(el, conn, { name }) {
   let stream = null;
+  let screenTrack = null;
   let session = null;
   let gone = false;
   let statsTimer;
+  let restartTimer;
+  /** What we send: the toggles' state, told to the room as `media_state`. */
+  const on = { audio: true, video: true };
+  /** tile key → {el, video, label, participantId, screen}. */
   const tiles = new Map();
   const video = h("video", { autoplay: true, muted: true, playsinline: true, "aria-label": "Your camera" });
   const camera = h("select", { id: "camera-choice" });
   const mic = h("select", { id: "mic-choice" });
   const status = h("p", { class: "hint", role: "status" });
-  const camBtn = h("button", { type: "button", class: "secondary", "aria-pressed": "true", onclick: () => toggle("video", camBtn) }, "Camera on");
-  const micBtn = h("button", { type: "button", class: "secondary", "aria-pressed": "true", onclick: () => toggle("audio", micBtn) }, "Microphone on");
+  const camBtn = h("button", { type: "button", class: "secondary", "aria-pressed": "true", onclick: () => toggle("video") }, "Camera on");
+  const micBtn = h("button", { type: "button", class: "secondary", "aria-pressed": "true", onclick: () => toggle("audio") }, "Microphone on");
+  const shareBtn = h("button", { type: "button", class: "secondary", "aria-pressed": "false", onclick: () => (screenTrack ? stopShare() : share()) }, "Share screen");
   const self = h("figure", { class: "tile self" }, video, h("figcaption", {}, `${name} (you)`));
   const grid = h("div", { class: "grid", "aria-label": "Video of the people in the room" });
+
+  const me = () => conn.state.people.get(conn.state.you);
+  const blocked = (kind) => !!me()?.[kind === "audio" ? "audioMuted" : "videoMuted"];
 
   async function start() {
     stopAll(stream);
@@ -69,6 +84,8 @@ export function mediaStage(el, conn, { name }) {
       stream = s;
       video.srcObject = s;
       status.textContent = "";
+      apply("audio");
+      apply("video");
       await listDevices();
     } catch (e) {
       status.textContent = deviceError(e);
@@ -85,43 +102,183 @@ export function mediaStage(el, conn, { name }) {
     fill(mic, "audioinput", stream?.getAudioTracks()[0]?.getSettings().deviceId);
   }
 
-  function toggle(kind, button) {
-    const tracks = kind === "video" ? stream?.getVideoTracks() : stream?.getAudioTracks();
-    if (!tracks?.length) return;
-    const on = !tracks[0].enabled;
-    for (const t of tracks) t.enabled = on;
-    // A disabled track still sends (black frames, silence): stop sending it instead,
-    // so the others' decoders stop too.
-    session?.senders.get(kind)?.replaceTrack(on ? tracks[0] : null).catch(() => {});
-    button.setAttribute("aria-pressed", String(on));
-    button.textContent = `${kind === "video" ? "Camera" : "Microphone"} ${on ? "on" : "off"}`;
-    if (kind === "video") self.classList.toggle("camera-off", !on);
+  /** Tell the room what we send (after joining). */
+  function tell() {
+    if (!session || !stream) return;
+    conn.send({ type: "media_state", audio: on.audio && !blocked("audio"), video: on.video && !blocked("video"), screen: !!screenTrack && !blocked("video") });
   }
 
-  function remoteTile(participantId, media) {
-    let t = tiles.get(participantId);
+  function toggle(kind) {
+    if (blocked(kind)) return;
+    on[kind] = !on[kind];
+    apply(kind);
+    tell();
+  }
+
+  /** Make the captured track, the sender and the button match `on` and the host's mute. */
+  function apply(kind) {
+    const tracks = kind === "video" ? stream?.getVideoTracks() : stream?.getAudioTracks();
+    const live = on[kind] && !blocked(kind);
+    for (const t of tracks || []) t.enabled = live;
+    // A disabled track still sends (black frames, silence): stop sending it instead,
+    // so the others' decoders stop too.
+    if (tracks?.length) session?.senders.get(kind)?.replaceTrack(live ? tracks[0] : null).catch(() => {});
+    const button = kind === "video" ? camBtn : micBtn;
+    const what = kind === "video" ? "Camera" : "Microphone";
+    button.setAttribute("aria-pressed", String(live));
+    button.disabled = blocked(kind);
+    button.textContent = blocked(kind) ? `${what} off (host)` : `${what} ${live ? "on" : "off"}`;
+    button.title = blocked(kind) ? `The host turned your ${what.toLowerCase()} off` : "";
+    if (kind === "video") self.classList.toggle("camera-off", !live);
+  }
+
+  async function share() {
+    if (blocked("video")) return;
+    try {
+      const s = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+      screenTrack = s.getVideoTracks()[0];
+      // The browser's own "Stop sharing" ends the track.
+      screenTrack.addEventListener("ended", stopShare);
+      await session?.shareScreen(screenTrack);
+      shareBtn.textContent = "Stop sharing";
+      shareBtn.setAttribute("aria-pressed", "true");
+      screenTile(true);
+      tell();
+    } catch (e) {
+      if (e?.name !== "NotAllowedError") conn.emit("notice", `Your screen could not be shared: ${e.message}`);
+    }
+  }
+
+  function stopShare() {
+    if (!screenTrack) return;
+    screenTrack.removeEventListener("ended", stopShare);
+    screenTrack.stop();
+    screenTrack = null;
+    session?.stopScreen().catch(() => {});
+    shareBtn.textContent = "Share screen";
+    shareBtn.setAttribute("aria-pressed", "false");
+    screenTile(false);
+    tell();
+  }
+
+  /** Our own screen, as the others see it. */
+  let ownScreen = null;
+  function screenTile(show) {
+    ownScreen?.remove();
+    ownScreen = null;
+    if (!show) return;
+    const v = h("video", { autoplay: true, muted: true, playsinline: true, "aria-label": "Your shared screen" });
+    v.srcObject = new MediaStream([screenTrack]);
+    ownScreen = h("figure", { class: "tile screen self-screen" }, v, h("figcaption", {}, "Your screen"));
+    grid.append(ownScreen);
+  }
+
+  function remoteTile({ key, participantId, screen, stream: media }) {
+    let t = tiles.get(key);
     if (!t) {
       const v = h("video", { autoplay: true, playsinline: true });
       const label = h("span", { class: "quality" }, "connecting…");
-      const el = h("figure", { class: "tile remote", "data-participant": participantId }, v,
-        h("figcaption", {}, conn.state.name(participantId), " · ", label));
-      t = { el, video: v, label };
-      tiles.set(participantId, t);
+      const badges = h("span", { class: "badges" });
+      const tools = h("span", { class: "tools" });
+      const who = conn.state.name(participantId);
+      const el = h("figure", { class: `tile remote${screen ? " screen" : ""}`, "data-participant": participantId, "data-key": key },
+        avatar(participantId, who), v,
+        h("figcaption", {}, screen ? `${who}'s screen` : who, badges, " · ", label), tools);
+      t = { el, video: v, label, badges, tools, participantId, screen };
+      tiles.set(key, t);
       grid.append(el);
     }
     if (t.video.srcObject !== media) t.video.srcObject = media;
+    decorate(t);
   }
+
+  /** A tile's badges, camera-off look and the host's buttons, from the room state. */
+  function decorate(t) {
+    const p = conn.state.people.get(t.participantId);
+    const sending = p?.sending || {};
+    const name = p?.name || conn.state.name(t.participantId);
+    if (t.screen) {
+      t.el.hidden = !sending.screen || !!p?.videoMuted;
+      return;
+    }
+    t.el.classList.toggle("camera-off", !sending.video || !!p?.videoMuted);
+    const badges = [];
+    if (p?.audioMuted) badges.push(h("span", { class: "badge", title: "The host turned this microphone off" }, "muted by host"));
+    else if (!sending.audio) badges.push(h("span", { class: "badge" }, "mic off"));
+    if (p?.videoMuted) badges.push(h("span", { class: "badge" }, "video stopped by host"));
+    mount(t.badges, badges);
+    if (!conn.state.amModerator()) return mount(t.tools);
+    mount(t.tools,
+      h("button", {
+        type: "button", "aria-pressed": String(!!p?.audioMuted),
+        "aria-label": p?.audioMuted ? `Allow ${name}'s microphone` : `Mute ${name}'s microphone`,
+        onclick: () => conn.send({ type: "mute_media", participantId: t.participantId, kind: "audio", muted: !p?.audioMuted }),
+      }, p?.audioMuted ? "Allow mic" : "Mute mic"),
+      h("button", {
+        type: "button", "aria-pressed": String(!!p?.videoMuted),
+        "aria-label": p?.videoMuted ? `Allow ${name}'s video` : `Stop ${name}'s video`,
+        onclick: () => conn.send({ type: "mute_media", participantId: t.participantId, kind: "video", muted: !p?.videoMuted }),
+      }, p?.videoMuted ? "Allow video" : "Stop video"),
+    );
+  }
+
+  /** The room state changed: redraw the tiles' badges, follow the host's mutes of us. */
+  let wasBlocked = { audio: false, video: false };
+  function onChange(e) {
+    if (!["media", "people", "all"].includes(e.detail)) return;
+    for (const t of tiles.values()) decorate(t);
+    for (const kind of ["audio", "video"]) {
+      const now = blocked(kind);
+      if (now === wasBlocked[kind]) continue;
+      wasBlocked[kind] = now;
+      const what = kind === "audio" ? "microphone" : "video";
+      if (now) on[kind] = false;
+      if (now && kind === "video") stopShare();
+      apply(kind);
+      tell();
+      if (session) conn.emit("notice", now ? `The host turned your ${what} off.` : `The host allowed your ${what} again; turn it on when you are ready.`);
+    }
+  }
+  conn.addEventListener("change", onChange);
 
   async function pollStats() {
     if (!session || gone) return;
     const stats = await session.stats().catch(() => new Map());
-    for (const [id, t] of tiles) {
-      const s = stats.get(id);
+    let loudest = null;
+    for (const [key, t] of tiles) {
+      const s = stats.get(key);
       t.el.dataset.framesDecoded = String(s?.framesDecoded || 0);
       t.el.dataset.audioPackets = String(s?.audioPackets || 0);
       t.label.textContent = quality(s);
+      if (!t.screen && (s?.audioLevel || 0) > Math.max(SPEAKING_LEVEL, loudest?.level || 0)) loudest = { t, level: s.audioLevel };
     }
+    for (const t of tiles.values()) t.el.classList.toggle("speaking", t === loudest?.t);
     statsTimer = setTimeout(pollStats, STATS_EVERY_MS);
+  }
+
+  function begin() {
+    session = new MediaSession(conn, stream);
+    conn.media = session;
+    session.addEventListener("remote", (e) => remoteTile(e.detail));
+    session.addEventListener("gone", (e) => {
+      tiles.get(e.detail.key)?.el.remove();
+      tiles.delete(e.detail.key);
+    });
+    session.addEventListener("ended", () => {
+      conn.emit("notice", "Video could not connect to the room; trying again… (a network that blocks UDP stops video)");
+      clearTimeout(restartTimer);
+      restartTimer = setTimeout(() => {
+        if (session && !gone) {
+          stopShare();
+          session.start();
+          apply("audio");
+          apply("video");
+        }
+      }, RESTART_MS);
+    });
+    apply("audio");
+    apply("video");
+    tell();
   }
 
   function join(withMedia) {
@@ -129,16 +286,10 @@ export function mediaStage(el, conn, { name }) {
       stopAll(stream);
       stream = null;
     }
-    session = new MediaSession(conn, stream);
-    conn.media = session;
-    session.addEventListener("remote", (e) => remoteTile(e.detail.participantId, e.detail.stream));
-    session.addEventListener("gone", (e) => {
-      tiles.get(e.detail.participantId)?.el.remove();
-      tiles.delete(e.detail.participantId);
-    });
+    begin();
     grid.replaceChildren(...(stream ? [self] : []));
     mount(el, grid, h("div", { class: "row media-controls" },
-      stream ? [camBtn, micBtn] : h("span", { class: "hint" }, "You watch and listen without camera or microphone."),
+      stream ? [micBtn, camBtn, shareBtn] : h("span", { class: "hint" }, "You watch and listen without camera or microphone."),
       h("button", { type: "button", class: "secondary", onclick: leaveMedia }, "Leave video"),
     ));
     pollStats();
@@ -146,6 +297,8 @@ export function mediaStage(el, conn, { name }) {
 
   function leaveMedia() {
     clearTimeout(statsTimer);
+    clearTimeout(restartTimer);
+    stopShare();
     session?.stop(true);
     session = null;
     conn.media = null;
@@ -181,9 +334,12 @@ export function mediaStage(el, conn, { name }) {
   return () => {
     gone = true;
     clearTimeout(statsTimer);
+    clearTimeout(restartTimer);
+    conn.removeEventListener("change", onChange);
     // Another page of the app: the room's socket stays, so say the media ended.
     session?.stop(true);
     if (conn.media === session) conn.media = null;
     stopAll(stream);
+    if (screenTrack) screenTrack.stop();
   };
 }

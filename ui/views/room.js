@@ -1,7 +1,7 @@
 // The room: the conversation (grouped messages, edits, deletes, reactions, typing,
 // "seen by"), the composer, the people panel, and the screen a closed room leaves.
 
-import { avatar, clock, h, mentionedNames, mount, richText } from "../lib/dom.js";
+import { avatar, clock, h, mentionedNames, mount, richText, toast } from "../lib/dom.js";
 import { api, session } from "../lib/api.js";
 import * as rooms from "../lib/rooms.js";
 import { isMe, notifyOn } from "../lib/rooms.js";
@@ -324,8 +324,11 @@ function draw(ctx, r) {
   };
   const onStatus = () => drawStatus();
   const onVisible = () => markRead();
+  // What the room refused, or the media part has to say: one line, for a moment.
+  const onNotice = (e) => toast(e.detail);
   conn.addEventListener("change", onChange);
   conn.addEventListener("status", onStatus);
+  conn.addEventListener("notice", onNotice);
   document.addEventListener("visibilitychange", onVisible);
 
   drawStatus();
@@ -342,6 +345,7 @@ function draw(ctx, r) {
     stopMedia();
     conn.removeEventListener("change", onChange);
     conn.removeEventListener("status", onStatus);
+    conn.removeEventListener("notice", onNotice);
     document.removeEventListener("visibilitychange", onVisible);
     clearTimeout(typingTimer);
     sendTyping(false);

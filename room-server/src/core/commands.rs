@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::backlog::apply_reaction;
 use super::{ConnId, LeaveReason, Room, MAX_BANNED};
 use crate::protocol::{
-    close_code, ChatMessage, ClientMessage, CloseReason, ErrorCode, ServerEvent,
+    close_code, ChatMessage, ClientMessage, CloseReason, ErrorCode, Sending, ServerEvent,
     MAX_CLOSE_REASON_BYTES, MAX_KICK_REASON_CHARS,
 };
 
@@ -64,9 +64,11 @@ impl Room {
             msg,
             ClientMessage::Kick { .. }
                 | ClientMessage::Mute { .. }
+                | ClientMessage::MuteMedia { .. }
                 | ClientMessage::Lock { .. }
                 | ClientMessage::EndRoom {}
         );
+        let needs_publish = matches!(msg, ClientMessage::MediaState { .. });
         let needs_media = matches!(
             msg,
             ClientMessage::Offer { .. }
@@ -78,6 +80,7 @@ impl Room {
         if (needs_chat && !member.grants.chat)
             || (needs_moderate && !member.grants.moderate)
             || (needs_media && !media_granted)
+            || (needs_publish && !member.grants.publish)
         {
             let text = format!("your token does not allow `{}`", msg.kind());
             return Err((ErrorCode::Forbidden, text));
@@ -132,7 +135,24 @@ impl Room {
             }
             ClientMessage::EndRoom {} => self.end(now, CloseReason::Ended),
             ClientMessage::Leave {} => self.leave(now, &id),
-            ClientMessage::StopMedia {} => self.end_media(&id),
+            ClientMessage::StopMedia {} => self.end_media(now, &id),
+            ClientMessage::MediaState {
+                audio,
+                video,
+                screen,
+            } => {
+                let sending = Sending {
+                    audio,
+                    video,
+                    screen,
+                };
+                self.set_sending(now, &id, sending);
+            }
+            ClientMessage::MuteMedia {
+                participant_id,
+                kind,
+                muted,
+            } => self.mute_media(now, conn, id, participant_id, kind, muted),
             msg @ (ClientMessage::Offer { .. }
             | ClientMessage::Answer { .. }
             | ClientMessage::IceCandidate { .. }) => self.signal(id, msg),

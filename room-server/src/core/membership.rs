@@ -5,10 +5,9 @@ use std::borrow::Cow;
 use std::time::Instant;
 
 use super::{ConnId, Identity, Member, Output, Room, Standing};
-use crate::media::MediaInput;
 use crate::protocol::{
-    close_code, CloseReason, LeaveReason, Limits, Participant, Receipt, ServerEvent, Welcome,
-    PROTOCOL_VERSION,
+    close_code, CloseReason, LeaveReason, Limits, Participant, Receipt, Sending, ServerEvent,
+    Welcome, PROTOCOL_VERSION,
 };
 
 const JOIN_RATE_LIMITED: (u16, &str) = (close_code::JOIN_RATE_LIMITED, "join_rate_limited");
@@ -30,21 +29,18 @@ impl Room {
         if let Err((code, reason)) = admitted {
             return self.close(conn, code, reason);
         }
-        let member = self.members.get_mut(&who.id).expect("admitted above");
-        if let Some(old) = member.conn.take() {
+        let old = self.members.get_mut(&who.id).and_then(|m| m.conn.take());
+        if let Some(old) = old {
             self.conns.remove(&old);
             // The new connection negotiates a new media session.
-            if std::mem::take(&mut member.media) {
-                self.out.push_back(Output::Media(MediaInput::Leave {
-                    participant: who.id.clone(),
-                }));
-            }
+            self.end_media(now, &who.id);
             self.out.push_back(Output::Close {
                 conn: old,
                 code: close_code::REPLACED,
                 reason: "replaced".into(),
             });
         }
+        let member = self.members.get_mut(&who.id).expect("admitted above");
         member.conn = Some(conn);
         member.grace_until = None;
         member.name = who.name;
@@ -114,6 +110,7 @@ impl Room {
             typing_until: None,
             read_up_to: 0,
             media: false,
+            sending: Sending::default(),
         };
         self.members.insert(who.id.clone(), member);
         Ok(())
@@ -149,7 +146,7 @@ impl Room {
         };
         // Media sessions do not survive the signalling connection: a returning
         // participant offers again.
-        self.end_media(&id);
+        self.end_media(now, &id);
         if self.conns.is_empty() {
             self.idle_since = Some(now);
         }
@@ -191,7 +188,7 @@ impl Room {
         (code, why): (u16, Cow<'static, str>),
     ) {
         // Before `forget`: it needs the member.
-        self.end_media(id);
+        self.drop_media_session(id);
         if let Some(member) = self.forget(id) {
             if let Some(conn) = member.conn {
                 self.conns.remove(&conn);
@@ -233,6 +230,9 @@ impl Room {
             moderator: m.grants.moderate,
             muted: m.standing.muted,
             connected: m.conn.is_some(),
+            sending: m.sending,
+            audio_muted: m.standing.audio_muted,
+            video_muted: m.standing.video_muted,
         })
     }
 

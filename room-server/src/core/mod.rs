@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 use rendezvous_api::Grants;
 
 use crate::media::{MediaInput, MediaOutput};
-use crate::protocol::{close_code, CloseReason, Envelope, ErrorCode, LeaveReason, ServerEvent};
+use crate::protocol::{
+    close_code, CloseReason, Envelope, ErrorCode, LeaveReason, Sending, ServerEvent,
+};
 pub use backlog::{Backlog, ReplayLog};
 pub use bucket::TokenBucket;
 pub use standing::MAX_DEPARTED;
@@ -135,6 +137,8 @@ struct Member {
     read_up_to: u64,
     /// They sent an `offer`: the media core holds a session for them.
     media: bool,
+    /// What they said they send (`media_state`); all false without a session.
+    sending: Sending,
 }
 
 /// The state of one room.

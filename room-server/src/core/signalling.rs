@@ -10,9 +10,11 @@
 
 use std::time::Instant;
 
-use super::{Output, Room};
+use super::{ConnId, Output, Room};
 use crate::media::{MediaInput, MediaKind, MediaOutput};
-use crate::protocol::{ClientMessage, ErrorCode, ServerEvent, TrackKind};
+use crate::protocol::{
+    ClientMessage, ErrorCode, MediaEndReason, Sending, ServerEvent, TrackKind, MAX_SCREEN_MIDS,
+};
 
 impl Room {
     /// Pass an `offer`, `answer` or `ice_candidate` on to the media core.
@@ -21,13 +23,15 @@ impl Room {
             return;
         };
         let input = match msg {
-            ClientMessage::Offer { sdp } => {
+            ClientMessage::Offer { sdp, mut screen } => {
                 member.media = true;
+                screen.truncate(MAX_SCREEN_MIDS);
                 MediaInput::Offer {
                     participant: id,
                     sdp,
                     publish: member.grants.publish,
                     subscribe: member.grants.subscribe,
+                    screen,
                 }
             }
             ClientMessage::Answer { sdp } => MediaInput::Answer {
@@ -44,8 +48,16 @@ impl Room {
         self.out.push_back(Output::Media(input));
     }
 
-    /// End a member's media session, if they have one.
-    pub(super) fn end_media(&mut self, id: &str) {
+    /// End a member's media session, if they have one, and tell everyone they
+    /// send nothing now.
+    pub(super) fn end_media(&mut self, now: Instant, id: &str) {
+        self.drop_media_session(id);
+        self.set_sending(now, id, Sending::default());
+    }
+
+    /// End a member's media session, if they have one (a member leaving for
+    /// good: `left` says the rest).
+    pub(super) fn drop_media_session(&mut self, id: &str) {
         if let Some(member) = self.members.get_mut(id) {
             if std::mem::take(&mut member.media) {
                 self.out.push_back(Output::Media(MediaInput::Leave {
@@ -53,6 +65,61 @@ impl Room {
                 }));
             }
         }
+    }
+
+    /// Record what a member sends and tell everyone, when it changed.
+    pub(super) fn set_sending(&mut self, now: Instant, id: &str, sending: Sending) {
+        let Some(member) = self.members.get_mut(id) else {
+            return;
+        };
+        if member.sending == sending {
+            return;
+        }
+        member.sending = sending;
+        let event = ServerEvent::MediaState {
+            participant_id: id.to_owned(),
+            audio: sending.audio,
+            video: sending.video,
+            screen: sending.screen,
+        };
+        self.broadcast(now, event);
+    }
+
+    /// A moderator's `mute_media`: the media core stops (or resumes) forwarding,
+    /// and the standing keeps it across the target's reconnects.
+    pub(super) fn mute_media(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        by: String,
+        target: String,
+        kind: TrackKind,
+        muted: bool,
+    ) {
+        let Some(member) = self.members.get_mut(&target) else {
+            let text = format!("no participant `{target}`");
+            return self.error(now, conn, ErrorCode::NotFound, text, None);
+        };
+        let (flag, media_kind) = match kind {
+            TrackKind::Audio => (&mut member.standing.audio_muted, MediaKind::Audio),
+            TrackKind::Video => (&mut member.standing.video_muted, MediaKind::Video),
+        };
+        if *flag == muted {
+            return;
+        }
+        *flag = muted;
+        self.out.push_back(Output::Media(MediaInput::Mute {
+            participant: target.clone(),
+            kind: media_kind,
+            muted,
+        }));
+        let event = ServerEvent::MediaMuted {
+            participant_id: target,
+            kind,
+            muted,
+            by,
+        };
+        self.broadcast(now, event);
     }
 
     /// A signalling event of the media core for one participant.
@@ -75,6 +142,7 @@ impl Room {
                 kind,
                 mid,
                 stream_id,
+                screen,
                 added,
             } => {
                 let kind = match kind {
@@ -86,9 +154,23 @@ impl Room {
                     kind,
                     mid,
                     stream_id,
+                    screen,
                     removed: !added,
                 };
                 (participant, event)
+            }
+            MediaOutput::Ended { participant } => {
+                let Some(member) = self.members.get_mut(&participant) else {
+                    return;
+                };
+                member.media = false;
+                let conn = member.conn;
+                if let Some(conn) = conn {
+                    let reason = MediaEndReason::IceFailed;
+                    self.send(now, conn, ServerEvent::MediaEnded { reason });
+                }
+                self.set_sending(now, &participant, Sending::default());
+                return;
             }
             MediaOutput::Refused {
                 participant,

@@ -20,6 +20,9 @@ pub const MAX_DEPARTED: usize = 4096;
 #[derive(Debug, Clone)]
 pub(crate) struct Standing {
     pub muted: bool,
+    /// A moderator stopped forwarding their audio / video.
+    pub audio_muted: bool,
+    pub video_muted: bool,
     /// `send`, `edit`, `delete`, `react`.
     pub chat: TokenBucket,
     /// Every other frame, and refused frames.
@@ -42,6 +45,8 @@ impl Standing {
     pub fn fresh(rates: Rates, now: Instant) -> Self {
         Self {
             muted: false,
+            audio_muted: false,
+            video_muted: false,
             chat: TokenBucket::new(rates.messages, rates.window, now),
             other: TokenBucket::new(rates.messages.saturating_mul(5), rates.window, now),
             joins: TokenBucket::new(rates.joins, rates.joins_window, now),

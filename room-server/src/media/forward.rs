@@ -51,6 +51,14 @@ impl ForwardTable {
         self.ssrcs.get(&ssrc)
     }
 
+    /// The SSRCs RTP of one track arrives with.
+    pub(crate) fn ssrcs_of<'a>(&'a self, key: &'a TrackKey) -> impl Iterator<Item = u32> + 'a {
+        self.ssrcs
+            .iter()
+            .filter(move |(_, k)| *k == key)
+            .map(|(ssrc, _)| *ssrc)
+    }
+
     /// The subscribers' senders of one track.
     pub(crate) fn subscribers(&self, key: &TrackKey) -> Vec<(SessionId, RTCRtpSenderId)> {
         self.senders

@@ -27,6 +27,7 @@ mod ufrag;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+pub use session::CONNECT_TIMEOUT;
 pub use sfu::{Sfu, SfuConfig};
 
 /// The interface the shell drives; [`Sfu`] is the implementation.
@@ -63,6 +64,9 @@ pub enum MediaInput {
         sdp: String,
         publish: bool,
         subscribe: bool,
+        /// Mids of m-lines carrying a shared screen (forwarded as a stream of
+        /// their own, announced with `screen`).
+        screen: Vec<String>,
     },
     /// A participant's answer to a server offer (`answer` frame).
     Answer { participant: String, sdp: String },
@@ -75,6 +79,13 @@ pub enum MediaInput {
     /// The participant left the room (or lost the grants): end their session and
     /// unpublish their tracks everywhere.
     Leave { participant: String },
+    /// A moderator stopped (`muted`) or allowed again forwarding `participant`'s
+    /// media of `kind`. Kept across that participant's sessions.
+    Mute {
+        participant: String,
+        kind: MediaKind,
+        muted: bool,
+    },
     /// The time returned by [`MediaCore::poll_timeout`] has come.
     Timeout,
 }
@@ -106,8 +117,13 @@ pub enum MediaOutput {
         kind: MediaKind,
         mid: String,
         stream_id: String,
+        /// The track is a shared screen.
+        screen: bool,
         added: bool,
     },
+    /// `participant`'s session ended by itself: ICE never connected within
+    /// [`CONNECT_TIMEOUT`] or failed later. Their tracks are unpublished.
+    Ended { participant: String },
     /// A signalling request of `participant` was refused.
     Refused {
         participant: String,

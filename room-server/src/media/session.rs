@@ -7,7 +7,7 @@
 //! offer of its own in flight; an offer left unanswered for
 //! [`OFFER_TIMEOUT`] is rolled back and the change offered again.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -36,10 +36,18 @@ use super::codecs::media_engine;
 use super::forward::TrackKey;
 use super::keyframe::KeyframeRequestTap;
 use super::ufrag;
+use super::MediaKind;
 
 /// A session, numbered by the SFU; the number is part of its ICE ufrag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(pub u64);
+
+/// The stream id (msid) a publisher's forwarded tracks carry: one for camera and
+/// microphone, one for a shared screen and its sound.
+pub(crate) fn stream_id(publisher: SessionId, screen: bool) -> String {
+    let suffix = if screen { "s" } else { "" };
+    format!("p{:x}{suffix}", publisher.0)
+}
 
 /// How one subscriber's sender carries a codec.
 pub(crate) struct Leg {
@@ -51,6 +59,12 @@ pub(crate) struct Leg {
 
 /// How long the SFU waits for the answer to its own offer before rolling it back.
 pub(crate) const OFFER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long after its first answer a session may take to connect (ICE and
+/// DTLS) before the SFU gives up on it: a browser tries its candidate pairs for
+/// well under this; one that is still not through is behind a network that
+/// drops the room's UDP.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One participant's session.
 pub(crate) struct Session {
@@ -74,6 +88,13 @@ pub(crate) struct Session {
     learned_ssrcs: HashMap<RTCRtpReceiverId, u32>,
     /// Forwarded tracks already announced to this participant, with their mid here.
     pub announced: HashMap<TrackKey, String>,
+    /// Mids of the m-lines the client said carry a shared screen.
+    screen: HashSet<String>,
+    /// A moderator stopped forwarding this participant's audio / video.
+    pub muted_audio: bool,
+    pub muted_video: bool,
+    /// Until when the session may take to connect; `None` once it has.
+    connect_deadline: Option<Instant>,
 }
 
 impl Session {
@@ -114,7 +135,39 @@ impl Session {
             connection: RTCPeerConnectionState::New,
             learned_ssrcs: HashMap::new(),
             announced: HashMap::new(),
+            screen: HashSet::new(),
+            muted_audio: false,
+            muted_video: false,
+            connect_deadline: None,
         })
+    }
+
+    /// Whether a moderator stopped forwarding this participant's `kind`.
+    pub(crate) fn muted(&self, kind: MediaKind) -> bool {
+        match kind {
+            MediaKind::Audio => self.muted_audio,
+            MediaKind::Video => self.muted_video,
+        }
+    }
+
+    pub(crate) fn set_muted(&mut self, kind: MediaKind, muted: bool) {
+        match kind {
+            MediaKind::Audio => self.muted_audio = muted,
+            MediaKind::Video => self.muted_video = muted,
+        }
+    }
+
+    /// The client's word on which of its m-lines carry a shared screen.
+    pub(crate) fn set_screen(&mut self, mids: Vec<String>) {
+        self.screen = mids.into_iter().collect();
+    }
+
+    /// The session failed to connect in time, or lost its connection for good.
+    pub(crate) fn failed(&self, now: Instant) -> bool {
+        matches!(
+            self.connection,
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
+        ) || self.connect_deadline.is_some_and(|t| now >= t)
     }
 
     /// The local ICE password (for the demultiplexer's integrity check).
@@ -157,6 +210,9 @@ impl Session {
             .pc
             .local_description()
             .ok_or(Error::ErrPeerConnLocalDescriptionNil)?;
+        if !self.negotiated && !self.connected() {
+            self.connect_deadline = Some(now + CONNECT_TIMEOUT);
+        }
         self.negotiated = true;
         Ok(answer.sdp)
     }
@@ -236,6 +292,9 @@ impl Session {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => {
                     tracing::debug!(participant = %self.participant, state = %s, "media session");
                     self.connection = s;
+                    if s == RTCPeerConnectionState::Connected {
+                        self.connect_deadline = None;
+                    }
                 }
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
                     let old = self.learned_ssrcs.insert(init.receiver_id, init.ssrc);
@@ -277,11 +336,14 @@ impl Session {
     }
 
     pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
-        let pc = self.pc.poll_timeout();
-        match (pc, self.offer_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.pc.poll_timeout(),
+            self.offer_deadline,
+            self.connect_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub(crate) fn handle_datagram(&mut self, msg: TaggedBytesMut) -> Result<()> {
@@ -297,9 +359,10 @@ impl Session {
     }
 
     /// The tracks this participant sends, by mid, as the tracks to forward:
-    /// stream id `p<session>`, with the negotiated codecs and, where the SDP or
-    /// the first packet told us, the SSRC.
-    pub(crate) fn published(&mut self) -> Vec<(String, MediaStreamTrack)> {
+    /// stream id `p<session>` (`p<session>s` for a shared screen, so a browser
+    /// keeps it apart from the camera), with the negotiated codecs and, where
+    /// the SDP or the first packet told us, the SSRC. True marks a screen.
+    pub(crate) fn published(&mut self) -> Vec<(String, MediaStreamTrack, bool)> {
         let remote = self
             .pc
             .remote_description()
@@ -353,7 +416,8 @@ impl Session {
                     ..Default::default()
                 })
                 .collect();
-            let stream = format!("p{:x}", self.id.0);
+            let screen = self.screen.contains(&mid);
+            let stream = stream_id(self.id, screen);
             let track = MediaStreamTrack::new(
                 stream.clone(),
                 format!("{stream}-{track_id}"),
@@ -361,7 +425,7 @@ impl Session {
                 kind,
                 codings,
             );
-            tracks.push((mid, track));
+            tracks.push((mid, track, screen));
         }
         tracks
     }

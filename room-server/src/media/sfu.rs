@@ -22,6 +22,7 @@ use super::forward::{ForwardTable, TrackKey};
 use super::keyframe::{is_keyframe_request, Throttle};
 use super::session::{Leg, Session, SessionId};
 use super::{MediaCore, MediaInput, MediaKind, MediaOutput};
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 
 /// Tracks forwarded per publisher: a camera, a microphone and a shared screen
 /// with its sound. More m-lines are not forwarded, so one participant cannot make
@@ -43,6 +44,8 @@ pub struct SfuConfig {
 struct TrackInfo {
     kind: MediaKind,
     owner: String,
+    stream_id: String,
+    screen: bool,
 }
 
 /// The SFU of one room.
@@ -57,6 +60,10 @@ pub struct Sfu {
     tracks: HashMap<TrackKey, TrackInfo>,
     demux: Demuxer,
     throttle: Throttle,
+    /// Whose media of which kind a moderator stopped: kept by participant, so a
+    /// new session (a reconnect) is muted as the last one was. Bounded by the
+    /// room's participants.
+    muted: HashSet<(String, MediaKind)>,
     /// Set by anything that may change who publishes what.
     dirty: bool,
     out: VecDeque<MediaOutput>,
@@ -87,6 +94,7 @@ impl Sfu {
             tracks: HashMap::new(),
             demux: Demuxer::new(crypto as Arc<_>),
             throttle: Throttle::default(),
+            muted: HashSet::new(),
             dirty: false,
             out: VecDeque::new(),
             next_timeout: None,
@@ -121,6 +129,7 @@ impl Sfu {
         sdp: String,
         publish: bool,
         subscribe: bool,
+        screen: Vec<String>,
     ) {
         if !self.by_participant.contains_key(&participant) {
             if self.sessions.len() >= self.cfg.max_sessions {
@@ -131,7 +140,11 @@ impl Sfu {
             }
             let id = SessionId(self.next_session);
             match Session::new(id, participant.clone(), self.cfg.candidate, now) {
-                Ok(session) => {
+                Ok(mut session) => {
+                    for kind in [MediaKind::Audio, MediaKind::Video] {
+                        let muted = self.muted.contains(&(participant.clone(), kind));
+                        session.set_muted(kind, muted);
+                    }
                     self.next_session += 1;
                     self.sessions.insert(id, session);
                     self.by_participant.insert(participant.clone(), id);
@@ -142,6 +155,7 @@ impl Sfu {
         let session = self.session_of(&participant).expect("just ensured");
         session.publish = publish;
         session.subscribe = subscribe;
+        session.set_screen(screen);
         match session.accept_offer(now, sdp) {
             Ok(sdp) => self.out.push_back(MediaOutput::Answer { participant, sdp }),
             Err(e) => self.refuse(&participant, format!("offer refused: {e}")),
@@ -181,6 +195,59 @@ impl Sfu {
         self.dirty = true;
     }
 
+    /// End the sessions that did not connect in time or lost their connection,
+    /// and tell their participants.
+    fn reap(&mut self, now: Instant) {
+        let mut failed = Vec::new();
+        for session in self.sessions.values_mut() {
+            self.dirty |= session.pump();
+            if session.failed(now) {
+                failed.push(session.participant.clone());
+            }
+        }
+        for participant in failed {
+            tracing::info!(%participant, "media session did not connect; ended");
+            self.leave(&participant);
+            self.out.push_back(MediaOutput::Ended { participant });
+        }
+    }
+
+    /// A moderator's mute: forwarding of `participant`'s `kind` stops (or
+    /// resumes, with a keyframe request so video comes back at once).
+    fn mute(&mut self, now: Instant, participant: String, kind: MediaKind, muted: bool) {
+        if muted {
+            self.muted.insert((participant.clone(), kind));
+        } else {
+            self.muted.remove(&(participant.clone(), kind));
+        }
+        let Some(&id) = self.by_participant.get(&participant) else {
+            return;
+        };
+        if let Some(session) = self.sessions.get_mut(&id) {
+            session.set_muted(kind, muted);
+        }
+        if muted || kind != MediaKind::Video {
+            return;
+        }
+        let video: Vec<(TrackKey, u32)> = self
+            .tracks
+            .iter()
+            .filter(|(k, t)| k.publisher == id && t.kind == MediaKind::Video)
+            .flat_map(|(k, _)| self.forward.ssrcs_of(k).map(move |ssrc| (k.clone(), ssrc)))
+            .collect();
+        for (key, ssrc) in video {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+            };
+            if let Some(session) = self.sessions.get_mut(&id) {
+                if let Err(e) = session.write_rtcp(now, &key.mid, vec![Box::new(pli)]) {
+                    tracing::debug!(error = %e, "keyframe request after unmute failed");
+                }
+            }
+        }
+    }
+
     // === impl Sfu: forwarding graph ===
 
     /// Make the forwarding table match what every publisher publishes now.
@@ -201,18 +268,19 @@ impl Sfu {
                         "forwarding only the first {MAX_TRACKS_PER_PUBLISHER} tracks"
                     );
                 }
-                for (mid, track) in tracks.into_iter().take(MAX_TRACKS_PER_PUBLISHER) {
+                for (mid, track, screen) in tracks.into_iter().take(MAX_TRACKS_PER_PUBLISHER) {
                     published.push((
                         TrackKey {
                             publisher: *id,
                             mid,
                         },
                         track,
+                        screen,
                     ));
                 }
             }
         }
-        let keys: HashSet<TrackKey> = published.iter().map(|(k, _)| k.clone()).collect();
+        let keys: HashSet<TrackKey> = published.iter().map(|(k, _, _)| k.clone()).collect();
         let receiving: HashSet<SessionId> = self
             .sessions
             .iter()
@@ -220,7 +288,7 @@ impl Sfu {
             .map(|(id, _)| *id)
             .collect();
         for (sub, key, sender) in self.forward.retain(&keys, &receiving) {
-            let Some(TrackInfo { kind, owner }) = self.tracks.get(&key).cloned() else {
+            let Some(info) = self.tracks.get(&key).cloned() else {
                 continue;
             };
             if let Some(session) = self.sessions.get_mut(&sub) {
@@ -228,25 +296,25 @@ impl Sfu {
                     tracing::warn!(error = %e, "cannot remove a forwarded track");
                 }
                 if let Some(mid) = session.announced.remove(&key) {
-                    self.out.push_back(MediaOutput::Track {
-                        participant: session.participant.clone(),
-                        owner,
-                        kind,
-                        mid,
-                        stream_id: stream_id(key.publisher),
-                        added: false,
-                    });
+                    self.out
+                        .push_back(info.announcement(&session.participant, mid, false));
                 }
             }
         }
         self.tracks.retain(|k, _| keys.contains(k));
-        for (key, track) in published {
+        for (key, track, screen) in published {
             let kind = match track.kind() {
                 RtpCodecKind::Audio => MediaKind::Audio,
                 _ => MediaKind::Video,
             };
             let owner = self.sessions[&key.publisher].participant.clone();
-            self.tracks.insert(key.clone(), TrackInfo { kind, owner });
+            let info = TrackInfo {
+                kind,
+                owner,
+                stream_id: track.stream_id().clone(),
+                screen,
+            };
+            self.tracks.insert(key.clone(), info);
             for ssrc in track.ssrcs() {
                 self.forward.bind_ssrc(ssrc, key.clone());
             }
@@ -288,7 +356,7 @@ impl Sfu {
                 }
             };
             for (key, sender) in self.forward.forwarded_to(id) {
-                let Some(TrackInfo { kind, owner }) = self.tracks.get(&key).cloned() else {
+                let Some(info) = self.tracks.get(&key).cloned() else {
                     continue;
                 };
                 let session = self.sessions.get_mut(&id).expect("present");
@@ -299,14 +367,8 @@ impl Sfu {
                     continue;
                 };
                 session.announced.insert(key.clone(), mid.clone());
-                self.out.push_back(MediaOutput::Track {
-                    participant: session.participant.clone(),
-                    owner,
-                    kind,
-                    mid,
-                    stream_id: stream_id(key.publisher),
-                    added: true,
-                });
+                self.out
+                    .push_back(info.announcement(&session.participant, mid, true));
             }
             let participant = self.sessions[&id].participant.clone();
             self.out.push_back(MediaOutput::Offer { participant, sdp });
@@ -369,6 +431,12 @@ impl Sfu {
         let Some(publisher) = self.sessions.get_mut(&from) else {
             return;
         };
+        if publisher.muted_audio || publisher.muted_video {
+            let kind = self.tracks.get(&key).map(|t| t.kind);
+            if kind.is_some_and(|k| publisher.muted(k)) {
+                return;
+            }
+        }
         let Some((mime, pub_exts)) = publisher.receiver_codec(&key.mid, packet.header.payload_type)
         else {
             return;
@@ -443,7 +511,8 @@ impl MediaCore for Sfu {
                 sdp,
                 publish,
                 subscribe,
-            } => self.offer(now, participant, sdp, publish, subscribe),
+                screen,
+            } => self.offer(now, participant, sdp, publish, subscribe, screen),
             MediaInput::Answer { participant, sdp } => self.answer(now, participant, sdp),
             MediaInput::Candidate {
                 participant,
@@ -451,9 +520,15 @@ impl MediaCore for Sfu {
                 sdp_mid,
             } => self.candidate(participant, candidate, sdp_mid),
             MediaInput::Leave { participant } => self.leave(&participant),
+            MediaInput::Mute {
+                participant,
+                kind,
+                muted,
+            } => self.mute(now, participant, kind, muted),
             MediaInput::Timeout => self.timeout(now),
         }
         self.forward_media(now);
+        self.reap(now);
         if std::mem::take(&mut self.dirty) {
             self.reconcile();
         }
@@ -475,9 +550,19 @@ impl MediaCore for Sfu {
     }
 }
 
-/// The stream id (msid) a publisher's forwarded tracks carry.
-fn stream_id(publisher: SessionId) -> String {
-    format!("p{:x}", publisher.0)
+impl TrackInfo {
+    /// Tell `participant` their m-line `mid` carries this track (or no longer).
+    fn announcement(&self, participant: &str, mid: String, added: bool) -> MediaOutput {
+        MediaOutput::Track {
+            participant: participant.to_owned(),
+            owner: self.owner.clone(),
+            kind: self.kind,
+            mid,
+            stream_id: self.stream_id.clone(),
+            screen: self.screen,
+            added,
+        }
+    }
 }
 
 /// The packet as one subscriber's leg needs it: its payload type, header

@@ -151,7 +151,10 @@ impl MediaPeer {
     async fn offer(&self) {
         let offer = self.pc.create_offer(None).await.unwrap();
         self.pc.set_local_description(offer.clone()).await.unwrap();
-        let msg = ClientMessage::Offer { sdp: offer.sdp };
+        let msg = ClientMessage::Offer {
+            sdp: offer.sdp,
+            screen: vec![],
+        };
         self.outgoing.send(msg).await.unwrap();
     }
 

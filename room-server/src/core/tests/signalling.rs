@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::media::{MediaInput, MediaKind, MediaOutput};
+use crate::protocol::{MediaEndReason, TrackKind};
 
 fn media_of(out: &[Output]) -> Vec<MediaInput> {
     out.iter()
@@ -13,7 +14,10 @@ fn media_of(out: &[Output]) -> Vec<MediaInput> {
 }
 
 fn offer() -> ClientMessage {
-    ClientMessage::Offer { sdp: "v=0".into() }
+    ClientMessage::Offer {
+        sdp: "v=0".into(),
+        screen: vec![],
+    }
 }
 
 #[test]
@@ -28,6 +32,7 @@ fn an_offer_goes_to_the_media_core_with_the_grants() {
             sdp: "v=0".into(),
             publish: true,
             subscribe: true,
+            screen: vec![],
         }]
     );
 }
@@ -131,6 +136,7 @@ fn media_events_reach_their_participant_only() {
         kind: MediaKind::Video,
         mid: "2".into(),
         stream_id: "p1".into(),
+        screen: false,
         added: true,
     }));
     let [Output::Send { conn, frame }] = out.as_slice() else {
@@ -147,4 +153,153 @@ fn media_events_reach_their_participant_only() {
     assert!(out.contains(&Output::Rejected {
         code: ErrorCode::NegotiationFailed
     }));
+}
+
+fn mute_media(target: &str, kind: TrackKind, muted: bool) -> ClientMessage {
+    ClientMessage::MuteMedia {
+        participant_id: target.into(),
+        kind,
+        muted,
+    }
+}
+
+#[test]
+fn a_moderators_media_mute_reaches_the_media_core_and_everyone() {
+    let mut h = Harness::new();
+    h.join(1, "mod", Grants::creator());
+    h.join(2, "bob", Grants::participant());
+    // Bob may not mute anyone.
+    let out = h.msg(2, mute_media("mod", TrackKind::Audio, true));
+    assert!(media_of(&out).is_empty());
+    assert!(out.contains(&Output::Rejected {
+        code: ErrorCode::Forbidden
+    }));
+
+    let out = h.msg(1, mute_media("bob", TrackKind::Audio, true));
+    assert_eq!(
+        media_of(&out),
+        vec![MediaInput::Mute {
+            participant: "bob".into(),
+            kind: MediaKind::Audio,
+            muted: true
+        }]
+    );
+    assert!(events(&out).contains(&ServerEvent::MediaMuted {
+        participant_id: "bob".into(),
+        kind: TrackKind::Audio,
+        muted: true,
+        by: "mod".into(),
+    }));
+    // Again: nothing changes, nothing is said.
+    assert!(h
+        .msg(1, mute_media("bob", TrackKind::Audio, true))
+        .is_empty());
+    let out = h.msg(1, mute_media("nobody", TrackKind::Video, true));
+    assert!(events(&out).iter().any(|e| matches!(
+        e,
+        ServerEvent::Error {
+            code: ErrorCode::NotFound,
+            ..
+        }
+    )));
+
+    // Bob comes back: still muted, and the welcome says so.
+    h.input(Input::Disconnected {
+        conn: ConnId(2),
+        clean: false,
+    });
+    let out = h.join(3, "bob", Grants::participant());
+    let welcome = events(&out)
+        .into_iter()
+        .find_map(|e| match e {
+            ServerEvent::Welcome(w) => Some(w),
+            _ => None,
+        })
+        .unwrap();
+    let bob = welcome.participants.iter().find(|p| p.id == "bob").unwrap();
+    assert!(bob.audio_muted && !bob.video_muted);
+}
+
+#[test]
+fn media_state_is_broadcast_when_it_changes_and_reset_when_the_session_ends() {
+    let mut h = Harness::new();
+    h.join(1, "alice", Grants::participant());
+    h.join(2, "bob", Grants::participant());
+    h.msg(1, offer());
+    let state = ClientMessage::MediaState {
+        audio: true,
+        video: false,
+        screen: false,
+    };
+    let out = h.msg(1, state.clone());
+    assert_eq!(
+        events(&out),
+        vec![ServerEvent::MediaState {
+            participant_id: "alice".into(),
+            audio: true,
+            video: false,
+            screen: false,
+        }]
+    );
+    assert!(h.msg(1, state).is_empty(), "no change, no event");
+    let out = h.msg(1, ClientMessage::StopMedia {});
+    assert!(events(&out).contains(&ServerEvent::MediaState {
+        participant_id: "alice".into(),
+        audio: false,
+        video: false,
+        screen: false,
+    }));
+
+    // Without `publish` there is nothing to say.
+    let viewer = Grants {
+        publish: false,
+        ..Grants::participant()
+    };
+    h.join(3, "carol", viewer);
+    let out = h.msg(
+        3,
+        ClientMessage::MediaState {
+            audio: true,
+            video: true,
+            screen: true,
+        },
+    );
+    assert!(out.contains(&Output::Rejected {
+        code: ErrorCode::Forbidden
+    }));
+}
+
+#[test]
+fn a_session_the_media_core_ended_is_reported_to_its_participant() {
+    let mut h = Harness::new();
+    h.join(1, "alice", Grants::participant());
+    h.join(2, "bob", Grants::participant());
+    h.msg(1, offer());
+    h.msg(
+        1,
+        ClientMessage::MediaState {
+            audio: true,
+            video: true,
+            screen: false,
+        },
+    );
+    let out = h.input(Input::Media(MediaOutput::Ended {
+        participant: "alice".into(),
+    }));
+    let to_alice: Vec<_> = out
+        .iter()
+        .filter(|o| matches!(o, Output::Send { conn, .. } if *conn == ConnId(1)))
+        .collect();
+    assert_eq!(to_alice.len(), 1, "{out:?}");
+    assert!(events(&out).contains(&ServerEvent::MediaEnded {
+        reason: MediaEndReason::IceFailed
+    }));
+    assert!(events(&out).contains(&ServerEvent::MediaState {
+        participant_id: "alice".into(),
+        audio: false,
+        video: false,
+        screen: false,
+    }));
+    // The session is gone: leaving asks the media core for nothing more.
+    assert!(media_of(&h.msg(1, ClientMessage::StopMedia {})).is_empty());
 }

@@ -12,6 +12,24 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use super::{MediaInput, MediaKind};
 use net::{received_from, Net, Peer, AUDIO_SSRC, VIDEO_SSRC};
 
+/// Bob subscribes (his first offer made by `bootstrap`), then alice publishes
+/// audio and video; both connected.
+fn bob_then_alice(bootstrap: fn(&mut Peer)) -> Net {
+    let mut net = Net::new();
+    net.add("bob");
+    bootstrap(net.peer("bob"));
+    net.offer("bob", false, true);
+    net.add("alice");
+    net.peer("alice").publish();
+    net.offer("alice", true, true);
+    net.connect_all();
+    net
+}
+
+fn alice_to_bob() -> Net {
+    bob_then_alice(Peer::bootstrap)
+}
+
 #[test]
 fn offer_is_answered_and_ice_dtls_connect() {
     let mut net = Net::new();
@@ -33,9 +51,7 @@ fn publisher_media_reaches_two_subscribers_intact_and_in_order() {
     net.add("alice");
     net.peer("alice").publish();
     net.offer("alice", true, true);
-    net.run_until(Duration::from_secs(10), |n| {
-        n.peers.iter().all(|p| p.connected)
-    });
+    net.connect_all();
     for name in ["bob", "carol"] {
         let p = net.peer(name);
         assert!(p.offers >= 1, "{name} got no renegotiation offer");
@@ -68,16 +84,7 @@ fn publisher_media_reaches_two_subscribers_intact_and_in_order() {
 
 #[test]
 fn a_subscriber_may_start_with_recvonly_transceivers() {
-    let mut net = Net::new();
-    net.add("bob");
-    net.peer("bob").bootstrap_recvonly();
-    net.offer("bob", false, true);
-    net.add("alice");
-    net.peer("alice").publish();
-    net.offer("alice", true, true);
-    net.run_until(Duration::from_secs(10), |n| {
-        n.peers.iter().all(|p| p.connected)
-    });
+    let mut net = bob_then_alice(Peer::bootstrap_recvonly);
     net.settle();
     assert_eq!(net.peer("bob").tracks.len(), 2);
     let sent = net.send_media("alice", 20);
@@ -133,16 +140,7 @@ fn a_late_joiner_receives_the_existing_tracks() {
 
 #[test]
 fn leaving_unpublishes_everywhere() {
-    let mut net = Net::new();
-    net.add("bob");
-    net.peer("bob").bootstrap();
-    net.offer("bob", false, true);
-    net.add("alice");
-    net.peer("alice").publish();
-    net.offer("alice", true, true);
-    net.run_until(Duration::from_secs(10), |n| {
-        n.peers.iter().all(|p| p.connected)
-    });
+    let mut net = alice_to_bob();
     let offers = net.peer("bob").offers;
 
     net.input(MediaInput::Leave {
@@ -174,9 +172,7 @@ fn without_the_publish_grant_nothing_is_forwarded() {
     net.add("mallory");
     net.peer("mallory").publish();
     net.offer("mallory", false, true);
-    net.run_until(Duration::from_secs(10), |n| {
-        n.peers.iter().all(|p| p.connected)
-    });
+    net.connect_all();
     net.send_media("mallory", 5);
     net.settle();
     let bob = net.peer("bob");
@@ -185,16 +181,7 @@ fn without_the_publish_grant_nothing_is_forwarded() {
 
 #[test]
 fn keyframe_requests_reach_the_publisher_throttled() {
-    let mut net = Net::new();
-    net.add("bob");
-    net.peer("bob").bootstrap();
-    net.offer("bob", false, true);
-    net.add("alice");
-    net.peer("alice").publish();
-    net.offer("alice", true, true);
-    net.run_until(Duration::from_secs(10), |n| {
-        n.peers.iter().all(|p| p.connected)
-    });
+    let mut net = alice_to_bob();
     net.send_media("alice", 3);
     // Three PLIs within one throttle interval: one reaches alice.
     for _ in 0..3 {
@@ -242,9 +229,7 @@ fn a_publisher_gets_at_most_four_tracks_forwarded() {
         .collect();
     net.peer("alice").add_tracks(&videos);
     net.offer("alice", true, true);
-    net.run_until(Duration::from_secs(10), |n| {
-        n.peers.iter().all(|p| p.connected)
-    });
+    net.connect_all();
     net.settle();
     assert_eq!(
         net.peer("bob").tracks.len(),
@@ -265,4 +250,135 @@ fn assert_received_all(peer: &Peer, sent: &[(u32, u16, Vec<u8>)]) {
             .collect();
         assert_eq!(got, want, "{}, ssrc {ssrc:x}", peer.name);
     }
+}
+
+fn count_from(peer: &Peer, ssrc: u32) -> usize {
+    received_from(peer, ssrc).len()
+}
+
+#[test]
+fn a_moderator_mute_stops_forwarding_and_lifting_it_asks_for_a_keyframe() {
+    let mut net = alice_to_bob();
+    net.send_media("alice", 10);
+    net.settle();
+    assert_eq!(count_from(net.peer("bob"), VIDEO_SSRC), 10);
+
+    net.input(MediaInput::Mute {
+        participant: "alice".into(),
+        kind: MediaKind::Video,
+        muted: true,
+    });
+    net.send_media("alice", 10);
+    net.settle();
+    let bob = net.peer("bob");
+    assert_eq!(count_from(bob, VIDEO_SSRC), 10, "no video while muted");
+    assert_eq!(count_from(bob, AUDIO_SSRC), 20, "audio still flows");
+    // Muting changes no m-line: nobody renegotiates.
+    assert!(bob.tracks.values().all(|(_, _, added)| *added));
+
+    let plis = net.peer("alice").plis;
+    net.input(MediaInput::Mute {
+        participant: "alice".into(),
+        kind: MediaKind::Video,
+        muted: false,
+    });
+    net.settle();
+    assert_eq!(net.peer("alice").plis, plis + 1, "a keyframe is asked for");
+    net.send_media("alice", 10);
+    net.settle();
+    assert_eq!(count_from(net.peer("bob"), VIDEO_SSRC), 20);
+}
+
+#[test]
+fn a_mute_outlasts_the_session_it_was_made_in() {
+    let mut net = alice_to_bob();
+    net.input(MediaInput::Mute {
+        participant: "alice".into(),
+        kind: MediaKind::Audio,
+        muted: true,
+    });
+    // Alice reconnects: a new session, the same participant.
+    net.input(MediaInput::Leave {
+        participant: "alice".into(),
+    });
+    net.peers.retain(|p| p.name != "alice");
+    net.add("alice");
+    net.peer("alice").publish();
+    net.offer("alice", true, true);
+    net.connect_all();
+    net.settle();
+    net.send_media("alice", 10);
+    net.settle();
+    let bob = net.peer("bob");
+    assert_eq!(count_from(bob, AUDIO_SSRC), 0, "still muted");
+    assert_eq!(count_from(bob, VIDEO_SSRC), 10);
+}
+
+#[test]
+fn a_session_that_never_connects_is_ended_and_unpublished() {
+    let mut net = Net::new();
+    net.add("bob");
+    net.peer("bob").bootstrap();
+    net.offer("bob", false, true);
+    net.add("alice");
+    net.peer("alice").blackholed = true;
+    net.peer("alice").publish();
+    net.offer("alice", true, true);
+    net.run_until(Duration::from_secs(10), |n| n.peers[0].connected);
+    assert_eq!(net.sfu.sessions(), 2);
+    net.run_until(super::CONNECT_TIMEOUT + Duration::from_secs(1), |n| {
+        n.peers[1].ended
+    });
+    assert_eq!(net.sfu.sessions(), 1, "alice's session is gone");
+    assert!(!net.peer("bob").ended, "bob's connected session stays");
+    // Whatever alice had announced to bob is taken back.
+    net.settle();
+    assert!(net.peer("bob").tracks.values().all(|(_, _, added)| !added));
+}
+
+#[test]
+fn a_shared_screen_is_announced_as_a_stream_of_its_own() {
+    let mut net = Net::new();
+    net.add("bob");
+    net.peer("bob").bootstrap();
+    net.offer("bob", false, true);
+    net.add("alice");
+    net.peer("alice").publish();
+    net.peer("alice")
+        .add_tracks(&[(RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0, 0x4444_0003)]);
+    // The third m-line (mid "2") is the screen.
+    net.offer_with_screen("alice", true, true, vec!["2".into()]);
+    net.connect_all();
+    net.settle();
+    let bob = net.peer("bob");
+    assert_eq!(bob.tracks.len(), 3);
+    assert_eq!(bob.screens.len(), 1, "{:?}", bob.screens);
+    let stream = bob.screens.values().next().unwrap();
+    assert!(stream.ends_with('s'), "{stream}");
+}
+
+#[test]
+fn lost_video_packets_are_recovered_by_nack() {
+    let mut net = alice_to_bob();
+    net.peer("bob").drop_every_nth_video = Some(7);
+    let sent = net.send_media("alice", 60);
+    for _ in 0..5 {
+        net.settle();
+    }
+    let bob = net.peer("bob");
+    assert!(
+        bob.dropped >= 8,
+        "the loss injector dropped {}",
+        bob.dropped
+    );
+    let mut want: Vec<(u16, Vec<u8>)> = sent
+        .iter()
+        .filter(|(s, _, _)| *s == VIDEO_SSRC)
+        .map(|(_, seq, p)| (*seq, p.clone()))
+        .collect();
+    let mut got = received_from(bob, VIDEO_SSRC);
+    got.sort();
+    got.dedup();
+    want.sort();
+    assert_eq!(got, want, "every dropped packet was retransmitted");
 }

@@ -51,6 +51,17 @@ pub(super) struct Peer {
     /// The next RTP sequence number to send (SRTP refuses replays, so never reuse).
     pub(super) next_seq: u16,
     pub(super) senders: Vec<(u32, RTCRtpSenderId)>,
+    /// The SFU ended this peer's session by itself.
+    pub(super) ended: bool,
+    /// Mids the SFU announced as a shared screen, with their stream id.
+    pub(super) screens: HashMap<String, String>,
+    /// No datagram reaches this peer or leaves it (UDP blocked).
+    pub(super) blackholed: bool,
+    /// Drop every n-th VP8 RTP datagram the SFU sends this peer.
+    pub(super) drop_every_nth_video: Option<usize>,
+    video_datagrams: usize,
+    /// Video datagrams dropped by `drop_every_nth_video`.
+    pub(super) dropped: usize,
 }
 
 impl Peer {
@@ -92,6 +103,12 @@ impl Peer {
             plis: 0,
             next_seq: 1000,
             senders: Vec::new(),
+            ended: false,
+            screens: HashMap::new(),
+            blackholed: false,
+            drop_every_nth_video: None,
+            video_datagrams: 0,
+            dropped: 0,
         }
     }
 
@@ -142,6 +159,22 @@ impl Peer {
                 .unwrap();
             self.senders.push((ssrc, RTCRtpSenderId::from(id)));
         }
+    }
+
+    /// Whether the loss injector eats this datagram: every n-th SRTP packet with
+    /// the VP8 payload type (the RTP header is not encrypted).
+    fn drops(&mut self, data: &[u8]) -> bool {
+        let Some(n) = self.drop_every_nth_video else {
+            return false;
+        };
+        let video = data.len() > 12 && data[0] >> 6 == 2 && data[1] & 0x7f == 96;
+        if !video {
+            return false;
+        }
+        self.video_datagrams += 1;
+        let drop = self.video_datagrams.is_multiple_of(n);
+        self.dropped += usize::from(drop);
+        drop
     }
 
     /// The first offer of a participant that only subscribes: a data channel.
@@ -205,6 +238,17 @@ impl Net {
 
     /// Offer from a peer with the given grants.
     pub(super) fn offer(&mut self, name: &str, publish: bool, subscribe: bool) {
+        self.offer_with_screen(name, publish, subscribe, Vec::new());
+    }
+
+    /// Offer from a peer whose m-lines `screen` carry a shared screen.
+    pub(super) fn offer_with_screen(
+        &mut self,
+        name: &str,
+        publish: bool,
+        subscribe: bool,
+        screen: Vec<String>,
+    ) {
         let now = self.now;
         let sdp = self.peer(name).offer(now);
         self.input(MediaInput::Offer {
@@ -212,6 +256,7 @@ impl Net {
             sdp,
             publish,
             subscribe,
+            screen,
         });
     }
 
@@ -225,6 +270,9 @@ impl Net {
                 } => {
                     let now = self.now;
                     if let Some(p) = self.peers.iter_mut().find(|p| p.addr == destination) {
+                        if p.blackholed || p.drops(&data) {
+                            continue;
+                        }
                         let msg = TaggedBytesMut {
                             now,
                             transport: TransportContext {
@@ -266,14 +314,18 @@ impl Net {
                     owner,
                     kind,
                     mid,
+                    stream_id,
+                    screen,
                     added,
-                    ..
                 } => {
-                    self.peer(&participant)
-                        .tracks
-                        .insert(mid, (owner, kind, added));
+                    let p = self.peer(&participant);
+                    if screen {
+                        p.screens.insert(mid.clone(), stream_id);
+                    }
+                    p.tracks.insert(mid, (owner, kind, added));
                 }
                 MediaOutput::Candidate { .. } => {}
+                MediaOutput::Ended { participant } => self.peer(&participant).ended = true,
                 MediaOutput::Refused {
                     participant,
                     message,
@@ -292,6 +344,9 @@ impl Net {
         for i in 0..self.peers.len() {
             while let Some(msg) = self.peers[i].pc.poll_write() {
                 moved = true;
+                if self.peers[i].blackholed {
+                    continue;
+                }
                 let input = MediaInput::Datagram {
                     source: msg.transport.local_addr,
                     destination: msg.transport.peer_addr,
@@ -351,6 +406,13 @@ impl Net {
             assert!(self.now < end, "condition not met within {limit:?}");
             self.step();
         }
+    }
+
+    /// Step until every peer is connected (10 s of simulated time at most).
+    pub(super) fn connect_all(&mut self) {
+        self.run_until(Duration::from_secs(10), |n| {
+            n.peers.iter().all(|p| p.connected)
+        });
     }
 
     /// Let 200 ms of simulated time pass.
