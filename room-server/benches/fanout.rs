@@ -8,6 +8,8 @@
 //! Server and clients share the machine's cores, so wall-clock figures are a
 //! floor; deliveries per server CPU-second isolate the server's cost.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -192,14 +194,7 @@ impl RoomProcess {
     }
 
     fn status_kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with(field))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        common::status_kib(&format!("/proc/{}/status", self.child.id()), field)
     }
 
     /// User + system CPU seconds so far (/proc/PID/stat fields 14 and 15).

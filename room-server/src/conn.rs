@@ -240,18 +240,25 @@ async fn read_loop(stream: &mut SplitStream<WebSocket>, conn: ConnId, state: &Ap
 
 /// What one text frame means to the room: a parsed message, or a refusal the
 /// core answers with an `error`. Pure, so the core's property tests use it too.
+///
+/// Frames are held to `max_frame_bytes`, except SDP (`offer`, `answer`), which
+/// may reach [`max_sdp_bytes`]: a browser's SDP carries every m-line of the
+/// session, 1–2 KB each, so a meeting of a few people outgrows a chat frame.
 pub(crate) fn text_input(conn: ConnId, text: &str, max_frame_bytes: usize) -> Input {
-    if text.len() > max_frame_bytes {
-        return Input::Rejected {
-            conn,
-            code: ErrorCode::FrameTooLarge,
-            message: format!(
-                "frame of {} bytes; the limit is {max_frame_bytes}",
-                text.len()
-            ),
-        };
+    let too_big = |limit: usize| Input::Rejected {
+        conn,
+        code: ErrorCode::FrameTooLarge,
+        message: format!("frame of {} bytes; the limit is {limit}", text.len()),
+    };
+    let oversize = text.len() > max_frame_bytes;
+    if text.len() > max_sdp_bytes(max_frame_bytes) {
+        return too_big(max_sdp_bytes(max_frame_bytes));
     }
     match parse_client_message(text) {
+        Ok(msg @ (ClientMessage::Offer { .. } | ClientMessage::Answer { .. })) => {
+            Input::Message { conn, msg }
+        }
+        _ if oversize => too_big(max_frame_bytes),
         Ok(msg) => Input::Message { conn, msg },
         Err(e) => Input::Rejected {
             conn,
@@ -259,6 +266,12 @@ pub(crate) fn text_input(conn: ConnId, text: &str, max_frame_bytes: usize) -> In
             message: e.message,
         },
     }
+}
+
+/// The limit on an `offer` or `answer` frame: four times `max_frame_bytes`, the
+/// most the socket reads at all (64 KiB by default, some 30 m-lines).
+pub(crate) fn max_sdp_bytes(max_frame_bytes: usize) -> usize {
+    max_frame_bytes.saturating_mul(4).max(1024)
 }
 
 /// Write queued frames in batches until told to close or the room lets go.

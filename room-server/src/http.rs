@@ -294,7 +294,7 @@ async fn ws(
         }
     });
     // Frames beyond four times the protocol limit are not worth reading at all.
-    let hard_limit = state.max_frame_bytes().saturating_mul(4).max(1024);
+    let hard_limit = crate::conn::max_sdp_bytes(state.max_frame_bytes());
     upgrade
         // Selected whenever offered, refusals included: a browser whose offer
         // goes unanswered fails the handshake and never sees the close code.

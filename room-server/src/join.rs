@@ -227,7 +227,8 @@ pub fn format_event(env: &Envelope, names: &mut HashMap<String, String>) -> Opti
         | ServerEvent::IceCandidate { .. }
         | ServerEvent::Track { .. }
         | ServerEvent::MediaState { .. }
-        | ServerEvent::MediaEnded { .. } => return None,
+        | ServerEvent::MediaEnded { .. }
+        | ServerEvent::ActiveSpeaker { .. } => return None,
         ServerEvent::MediaMuted {
             participant_id,
             kind,

@@ -31,6 +31,22 @@ pub struct Metrics {
     pub media_datagrams_out: IntCounter,
     /// Datagrams not sent because the socket's buffer was full (or the send failed).
     pub media_datagrams_dropped: IntCounter,
+    /// Published tracks the SFU forwards.
+    pub media_tracks: IntGauge,
+    /// Track × subscriber forwardings.
+    pub media_subscriptions: IntGauge,
+    /// RTP packets received from publishers, and their payload bytes.
+    pub media_rtp_in: IntCounter,
+    pub media_rtp_bytes_in: IntCounter,
+    /// RTP packets forwarded to subscribers, and their payload bytes.
+    pub media_rtp_out: IntCounter,
+    pub media_rtp_bytes_out: IntCounter,
+    /// RTP packets not forwarded because a moderator muted their publisher.
+    pub media_rtp_muted: IntCounter,
+    /// Keyframe requests (PLI/FIR) relayed to publishers, after the throttle.
+    pub media_keyframe_requests: IntCounter,
+    /// Media sessions ended because they did not connect (or failed).
+    pub media_sessions_failed: IntCounter,
 }
 
 impl Metrics {
@@ -89,8 +105,55 @@ impl Metrics {
             "rendezvous_room_media_datagrams_dropped_total",
             "Datagrams not sent: socket buffer full or send failed",
         );
+        let media_tracks = IntGauge::new(
+            "rendezvous_room_media_tracks",
+            "Published tracks the SFU forwards",
+        )
+        .expect("valid metric");
+        let media_subscriptions = IntGauge::new(
+            "rendezvous_room_media_subscriptions",
+            "Forwardings of a track to a subscriber",
+        )
+        .expect("valid metric");
+        let media_rtp_in = counter(
+            "rendezvous_room_media_rtp_packets_in_total",
+            "RTP packets received from publishers",
+        );
+        let media_rtp_bytes_in = counter(
+            "rendezvous_room_media_rtp_payload_bytes_in_total",
+            "RTP payload bytes received from publishers",
+        );
+        let media_rtp_out = counter(
+            "rendezvous_room_media_rtp_packets_out_total",
+            "RTP packets forwarded to subscribers",
+        );
+        let media_rtp_bytes_out = counter(
+            "rendezvous_room_media_rtp_payload_bytes_out_total",
+            "RTP payload bytes forwarded to subscribers",
+        );
+        let media_rtp_muted = counter(
+            "rendezvous_room_media_rtp_packets_muted_total",
+            "RTP packets dropped because a moderator muted their publisher",
+        );
+        let media_keyframe_requests = counter(
+            "rendezvous_room_media_keyframe_requests_total",
+            "Keyframe requests (PLI/FIR) relayed to publishers",
+        );
+        let media_sessions_failed = counter(
+            "rendezvous_room_media_sessions_failed_total",
+            "Media sessions ended because they did not connect in time or failed",
+        );
         for c in [
             Box::new(participants.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(media_tracks.clone()),
+            Box::new(media_subscriptions.clone()),
+            Box::new(media_rtp_in.clone()),
+            Box::new(media_rtp_bytes_in.clone()),
+            Box::new(media_rtp_out.clone()),
+            Box::new(media_rtp_bytes_out.clone()),
+            Box::new(media_rtp_muted.clone()),
+            Box::new(media_keyframe_requests.clone()),
+            Box::new(media_sessions_failed.clone()),
             Box::new(media_sessions.clone()),
             Box::new(media_datagrams_in.clone()),
             Box::new(media_datagrams_out.clone()),
@@ -119,6 +182,15 @@ impl Metrics {
             media_datagrams_in,
             media_datagrams_out,
             media_datagrams_dropped,
+            media_tracks,
+            media_subscriptions,
+            media_rtp_in,
+            media_rtp_bytes_in,
+            media_rtp_out,
+            media_rtp_bytes_out,
+            media_rtp_muted,
+            media_keyframe_requests,
+            media_sessions_failed,
         }
     }
 

@@ -215,6 +215,9 @@ pub enum ServerEvent {
         muted: bool,
         by: String,
     },
+    /// The loudest voice in the room changed (`participantId` null: nobody speaks
+    /// now). Ephemeral: not replayed on resume.
+    ActiveSpeaker { participant_id: Option<String> },
     /// WebRTC: your media session ended without your asking (`reason`); send
     /// `offer` to start a new one.
     MediaEnded { reason: MediaEndReason },
@@ -339,6 +342,9 @@ pub struct Receipt {
 pub struct Limits {
     pub max_text_chars: usize,
     pub max_frame_bytes: usize,
+    /// Largest `offer` or `answer` frame (SDP outgrows chat frames).
+    #[serde(default)]
+    pub max_sdp_bytes: usize,
     pub rate_limit_messages: u32,
     pub rate_limit_window_ms: u64,
 }

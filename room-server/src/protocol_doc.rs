@@ -30,7 +30,7 @@ fn client_doc(msg: &ClientMessage) -> &'static str {
         ClientMessage::EndRoom {} => "Moderator: end the room for everyone (`room_closed` with reason `ended`).",
         ClientMessage::Leave {} => "Leave at once, with no reconnect grace period (same as closing with code 1000).",
         ClientMessage::Offer { .. } => "WebRTC: an SDP offer for your media session, which the first one creates. Needs grant `publish` (your tracks are forwarded to the others) or `subscribe` (theirs are forwarded to you), or both. A participant who only subscribes offers a data channel (or recvonly transceivers) to start. Answered by `answer`, or `error` `negotiation_failed`. Media goes to the one UDP port of the room named by the answer's candidate; a session that has not connected 30 s after its answer ends with `media_ended`. `screen` (optional) lists the mids of your m-lines that carry a shared screen: they are forwarded as a stream of their own and announced with `screen: true` (at most 4 mids; more are ignored). Renegotiating yourself (to add a screen share) is fine at any time: an offer of yours that crosses one of the server's wins, and the server offers again after.",
-        ClientMessage::Answer { .. } => "WebRTC: your answer to a server `offer`. An `offer` left unanswered for 10 s is rolled back and made again. Like every frame it must fit in `limits.maxFrameBytes`; an SDP grows by about 0.5 KB per forwarded track, so rooms with many publishers need a larger `--max-frame-bytes`.",
+        ClientMessage::Answer { .. } => "WebRTC: your answer to a server `offer`. An `offer` left unanswered for 10 s is rolled back and made again. `offer` and `answer` frames may be up to `limits.maxSdpBytes` (4 × `maxFrameBytes`, 64 KiB by default) where every other frame stops at `maxFrameBytes`: a browser's SDP grows by 1–2 KB per m-line, about 30 m-lines fit (some 14 people publishing camera and microphone); larger rooms need a larger `--max-frame-bytes`.",
         ClientMessage::StopMedia {} => "WebRTC: end your media session and stay in the room: your tracks are unpublished everywhere (others get `track` with `removed: true` and an `offer`) and you stop receiving. Send `offer` again to come back.",
         ClientMessage::MediaState { .. } => "Say what you send now, for everyone's tiles: microphone on (`audio`), camera on (`video`), sharing your screen (`screen`). Needs grant `publish`. Broadcast as `media_state` when it changed; ending your media session (or your connection) resets it to all false. Turning your camera off is yours to do in the browser (stop sending the track); this only tells the others.",
         ClientMessage::MuteMedia { .. } => "Moderator: stop forwarding a participant's `audio`, or their `video` (camera and shared screen), or allow it again (`muted: false`). The server drops their packets (they keep their m-lines, so nobody renegotiates); it lasts across their reconnects until a moderator lifts it. Broadcast as `media_muted`. After a `video` mute is lifted the server asks the publisher for a keyframe.",
@@ -56,6 +56,7 @@ fn server_doc(event: &ServerEvent) -> &'static str {
         ServerEvent::Locked { .. } => "A moderator locked or unlocked the room.",
         ServerEvent::MediaState { .. } => "What a participant sends changed (their `media_state`, or all false when their media session ended). `welcome` and `joined` carry it as each participant's `sending`.",
         ServerEvent::MediaMuted { .. } => "A moderator stopped (or allowed again) forwarding a participant's `audio` or `video`. `welcome` and `joined` carry it as each participant's `audioMuted` and `videoMuted`.",
+        ServerEvent::ActiveSpeaker { .. } => "Who speaks now: the loudest publisher by the audio level in their packets (RFC 6464, which browsers send), decided at most every 400 ms and handed on only when it changes; `null` when nobody does. A newcomer must be clearly louder (6 dB) than someone still talking to take over. Ephemeral, like `typing`: not replayed on resume.",
         ServerEvent::MediaEnded { .. } => "WebRTC: your media session ended by itself (`ice_failed`: no connection 30 s after the answer, or the connection failed); your tracks were unpublished. Send `offer` to start a new one (with a new peer connection).",
         ServerEvent::RoomClosed { .. } => "The room ended: `ended`, `closed`, `idle`, `lifetime` or `shutdown`. The socket closes next with 1000.",
         ServerEvent::Answer { .. } => "WebRTC: the answer to your `offer`, with the server's one ICE candidate (host, UDP, the room's media port; `--public-ip` if set).",
@@ -69,7 +70,7 @@ fn server_doc(event: &ServerEvent) -> &'static str {
 fn error_doc(code: ErrorCode) -> &'static str {
     match code {
         ErrorCode::Malformed => "not JSON, an unknown `type`, or missing/mistyped fields",
-        ErrorCode::FrameTooLarge => "frame over `limits.maxFrameBytes` (over 4× that the socket closes with 1009)",
+        ErrorCode::FrameTooLarge => "frame over `limits.maxFrameBytes` (`offer`/`answer`: over `limits.maxSdpBytes`); over 4× `maxFrameBytes` the socket closes with 1009",
         ErrorCode::InvalidText => "empty text, text over `limits.maxTextChars`, a bad emoji, or a kick `reason` over 200 characters",
         ErrorCode::RateLimited => "token bucket empty: `rateLimitMessages` chat frames per `rateLimitWindowMs` (5× that for other frames)",
         ErrorCode::Forbidden => "the token lacks the grant (`chat` for chat and typing, `moderate` for moderation, `publish` or `subscribe` for WebRTC signalling, `publish` for `media_state`)",
@@ -292,6 +293,7 @@ fn server_examples() -> Vec<ServerEvent> {
         limits: Limits {
             max_text_chars: 4000,
             max_frame_bytes: 16384,
+            max_sdp_bytes: 65536,
             rate_limit_messages: 10,
             rate_limit_window_ms: 10_000,
         },
@@ -356,6 +358,9 @@ fn server_examples() -> Vec<ServerEvent> {
             kind: TrackKind::Audio,
             muted: true,
             by: "u1".into(),
+        },
+        ServerEvent::ActiveSpeaker {
+            participant_id: Some("u2".into()),
         },
         ServerEvent::MediaEnded {
             reason: MediaEndReason::IceFailed,

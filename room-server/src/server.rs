@@ -116,6 +116,7 @@ impl Server {
             }),
             local: media.local_addr().map_err(Error::Serve)?,
             socket: Arc::new(media),
+            exported: Default::default(),
             metrics: metrics.clone(),
         };
         let (tx, rx) = mpsc::channel(ACTOR_QUEUE);

@@ -24,6 +24,8 @@ export class ChatState {
     this.receipts = new Map();
     this.typing = new Set();
     this.locked = false;
+    /** Who speaks now, by the SFU's `active_speaker` (null: nobody). */
+    this.speaker = null;
     this.limits = null;
     /** Why the room ended (`room_closed.reason`), or null while it lives. */
     this.closed = null;
@@ -101,6 +103,9 @@ export class ChatState {
         if (p) p[ev.kind === "audio" ? "audioMuted" : "videoMuted"] = ev.muted;
         return "media";
       }
+      case "active_speaker":
+        this.speaker = ev.participantId ?? null;
+        return "media";
       case "locked":
         this.locked = ev.locked;
         return "room";

@@ -119,6 +119,8 @@ export class RoomConnection extends EventTarget {
       if (ev.type === "welcome") this.resendPending(ev.resumed);
       if (ev.type === "room_closed") this.finish("closed", CLOSED_REASONS[ev.reason] || "The room was closed.");
       if (ev.type === "error" && !ev.clientId) this.emit("notice", ev.message);
+      // Our offer was refused: the media session takes it back.
+      if (ev.type === "error" && ev.code === "negotiation_failed") this.media?.handle(ev);
       if (what) this.emit("change", what);
       if (ev.type === "message" && what && ev.from !== this.state.you) this.emit("message", ev);
     };

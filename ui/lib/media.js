@@ -161,6 +161,11 @@ export class MediaSession extends EventTarget {
         case "media_ended":
           this.emit("ended", ev.reason);
           break;
+        case "error":
+          // `negotiation_failed`: an offer of ours the server refused is taken back,
+          // so the server's next offer is answered again.
+          if (pc.signalingState === "have-local-offer") await pc.setLocalDescription({ type: "rollback" });
+          break;
       }
     } catch (err) {
       this.conn.emit("notice", `Video negotiation failed: ${err.message}`);
@@ -183,7 +188,7 @@ export class MediaSession extends EventTarget {
     }
   }
 
-  /** Per tile key: video frames decoded, audio packets received and the audio level. */
+  /** Per tile key: video frames decoded and audio packets received. */
   async stats() {
     const out = new Map();
     if (!this.pc) return out;
@@ -193,12 +198,9 @@ export class MediaSession extends EventTarget {
       const info = this.mids.get(s.mid);
       if (!info) continue;
       const key = tileKey(info.participantId, info.screen);
-      const o = out.get(key) || { framesDecoded: 0, audioPackets: 0, audioLevel: 0, packetsLost: 0, packets: 0 };
+      const o = out.get(key) || { framesDecoded: 0, audioPackets: 0, packetsLost: 0, packets: 0 };
       if (s.kind === "video") o.framesDecoded += s.framesDecoded || 0;
-      if (s.kind === "audio") {
-        o.audioPackets += s.packetsReceived || 0;
-        o.audioLevel = Math.max(o.audioLevel, s.audioLevel || 0);
-      }
+      if (s.kind === "audio") o.audioPackets += s.packetsReceived || 0;
       o.packets += s.packetsReceived || 0;
       o.packetsLost += Math.max(0, s.packetsLost || 0);
       out.set(key, o);

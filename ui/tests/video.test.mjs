@@ -63,6 +63,19 @@ test("people in a video room see and hear each other through the SFU", async () 
     await shot(cam.page, "video-room-grid");
     assert.equal(await ana.page.locator(".tile.remote", { hasText: "Cam Viewer" }).count(), 0);
 
+    // A fourth page, publishing too: four people at once, everyone decodes everyone
+    // who sends. Then Dee leaves the video, to spare the machine's two cores.
+    const dee = await person(browser);
+    await registerVia(dee.page, account("Dee Video"));
+    await joinVideo(dee, link);
+    for (const who of ["Ana Video", "Ben Video"]) await decodes(dee.page, who);
+    for (const p of [ana, ben, cam]) await decodes(p.page, "Dee Video");
+    // The SFU names who speaks (the fake microphones beep): their tile is outlined.
+    await cam.page.locator(".tile.remote.speaking").first().waitFor({ timeout: 20_000 });
+    await shot(cam.page, "video-room-four");
+    await dee.page.getByRole("button", { name: "Leave video" }).click();
+    await ana.page.locator(".tile.remote", { hasText: "Dee Video" }).waitFor({ state: "detached", timeout: 30_000 });
+
     // Ana turns her camera off: Ben's decoder of her video stops.
     await ana.page.getByRole("button", { name: "Camera on" }).click();
     await ana.page.getByRole("button", { name: "Camera off" }).waitFor();
@@ -114,7 +127,7 @@ test("people in a video room see and hear each other through the SFU", async () 
     await ana.page.locator(".tile.remote.screen", { hasText: "Ben Video's screen" }).waitFor({ state: "hidden" });
 
     // All along, every page kept its one room connection.
-    for (const p of [ana, ben, cam]) assert.equal(await p.page.locator('.status[data-state="live"]').count(), 1);
+    for (const p of [ana, ben, cam, dee]) assert.equal(await p.page.locator('.status[data-state="live"]').count(), 1);
 
     // Ben leaves the video: his tile goes everywhere.
     await ben.page.getByRole("button", { name: "Leave video" }).click();
@@ -122,7 +135,7 @@ test("people in a video room see and hear each other through the SFU", async () 
       await p.page.locator(".tile.remote:not(.screen)", { hasText: "Ben Video" }).waitFor({ state: "detached", timeout: 30_000 });
       await p.page.locator(".tile.remote.screen", { hasText: "Ben Video" }).waitFor({ state: "detached", timeout: 30_000 });
     }
-    assertNoProblems(ana, ben, cam);
+    assertNoProblems(ana, ben, cam, dee);
   } finally {
     await browser.close();
   }

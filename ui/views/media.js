@@ -2,15 +2,13 @@
 // choice of camera and microphone; then the grid of everyone's video through the
 // room's SFU (lib/media.js): microphone, camera and screen-share toggles that
 // everyone sees (`media_state`), the host's mute of anyone's audio or video
-// (`mute_media`, enforced by the server), the loudest speaker highlighted and a
-// connection quality label per person.
+// (`mute_media`, enforced by the server), the speaker the server names
+// (`active_speaker`) outlined and a connection quality label per person.
 
 import { avatar, h, mount } from "../lib/dom.js";
 import { MediaSession, tileKey } from "../lib/media.js";
 
-const STATS_EVERY_MS = 1000;
-/** Below this `audioLevel` (0..1) nobody counts as speaking. */
-const SPEAKING_LEVEL = 0.02;
+const STATS_EVERY_MS = 2000;
 /** A session the server ended (no connection) is started again this often at most. */
 const RESTART_MS = 3000;
 
@@ -201,6 +199,7 @@ export function mediaStage(el, conn, { name }) {
       t.el.hidden = !sending.screen || !!p?.videoMuted;
       return;
     }
+    t.el.classList.toggle("speaking", conn.state.speaker === t.participantId);
     t.el.classList.toggle("camera-off", !sending.video || !!p?.videoMuted);
     const badges = [];
     if (p?.audioMuted) badges.push(h("span", { class: "badge", title: "The host turned this microphone off" }, "muted by host"));
@@ -227,6 +226,7 @@ export function mediaStage(el, conn, { name }) {
   function onChange(e) {
     if (!["media", "people", "all"].includes(e.detail)) return;
     for (const t of tiles.values()) decorate(t);
+    self.classList.toggle("speaking", !!session && conn.state.speaker === conn.state.you);
     for (const kind of ["audio", "video"]) {
       const now = blocked(kind);
       if (now === wasBlocked[kind]) continue;
@@ -244,15 +244,12 @@ export function mediaStage(el, conn, { name }) {
   async function pollStats() {
     if (!session || gone) return;
     const stats = await session.stats().catch(() => new Map());
-    let loudest = null;
     for (const [key, t] of tiles) {
       const s = stats.get(key);
       t.el.dataset.framesDecoded = String(s?.framesDecoded || 0);
       t.el.dataset.audioPackets = String(s?.audioPackets || 0);
       t.label.textContent = quality(s);
-      if (!t.screen && (s?.audioLevel || 0) > Math.max(SPEAKING_LEVEL, loudest?.level || 0)) loudest = { t, level: s.audioLevel };
     }
-    for (const t of tiles.values()) t.el.classList.toggle("speaking", t === loudest?.t);
     statsTimer = setTimeout(pollStats, STATS_EVERY_MS);
   }
 

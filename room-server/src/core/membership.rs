@@ -263,6 +263,7 @@ impl Room {
         Limits {
             max_text_chars: self.cfg.max_text_chars,
             max_frame_bytes: self.cfg.max_frame_bytes,
+            max_sdp_bytes: crate::conn::max_sdp_bytes(self.cfg.max_frame_bytes),
             rate_limit_messages: self.cfg.rate_limit_messages,
             rate_limit_window_ms: self.cfg.rate_limit_window.as_millis() as u64,
         }

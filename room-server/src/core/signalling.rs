@@ -159,6 +159,13 @@ impl Room {
                 };
                 (participant, event)
             }
+            MediaOutput::ActiveSpeaker { participant } => {
+                let event = ServerEvent::ActiveSpeaker {
+                    participant_id: participant,
+                };
+                self.broadcast_ephemeral(now, event);
+                return;
+            }
             MediaOutput::Ended { participant } => {
                 let Some(member) = self.members.get_mut(&participant) else {
                     return;

@@ -4,8 +4,9 @@ use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8,
 };
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
+use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use rtc::shared::error::Result;
 
 /// Opus and VP8 only: what the SFU forwards. Without transcoding, every
@@ -49,6 +50,15 @@ pub(crate) fn media_engine() -> Result<MediaEngine> {
             payload_type: 96,
         },
         RtpCodecKind::Video,
+    )?;
+    // Browsers put each packet's audio level in the clear (RFC 6464): the SFU
+    // reads it to tell who speaks, and forwards it to subscribers.
+    media.register_header_extension(
+        RTCRtpHeaderExtensionCapability {
+            uri: AUDIO_LEVEL_URI.to_owned(),
+        },
+        RtpCodecKind::Audio,
+        None,
     )?;
     Ok(media)
 }

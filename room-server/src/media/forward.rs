@@ -24,10 +24,17 @@ pub(crate) struct TrackKey {
 pub(crate) struct ForwardTable {
     /// Sorted, so fan-out and renegotiation happen in a stable order.
     senders: BTreeMap<TrackKey, BTreeMap<SessionId, RTCRtpSenderId>>,
-    ssrcs: HashMap<u32, TrackKey>,
+    /// (publisher, SSRC) → track. Per publisher: SSRCs are the sender's choice,
+    /// and one who picks another's cannot take their packets' place.
+    ssrcs: HashMap<(SessionId, u32), TrackKey>,
 }
 
 impl ForwardTable {
+    /// Forwardings (track × subscriber).
+    pub(crate) fn len(&self) -> usize {
+        self.senders.values().map(BTreeMap::len).sum()
+    }
+
     pub(crate) fn has(&self, key: &TrackKey, subscriber: SessionId) -> bool {
         self.senders
             .get(key)
@@ -41,14 +48,24 @@ impl ForwardTable {
             .insert(subscriber, sender);
     }
 
-    /// Route RTP with `ssrc` to `key` (idempotent; the latest negotiation wins).
+    /// Route RTP of `key`'s publisher with `ssrc` to `key` (idempotent; the
+    /// latest negotiation wins).
     pub(crate) fn bind_ssrc(&mut self, ssrc: u32, key: TrackKey) {
-        self.ssrcs.insert(ssrc, key);
+        self.ssrcs.insert((key.publisher, ssrc), key);
     }
 
-    /// The track an SSRC belongs to.
-    pub(crate) fn track_of(&self, ssrc: u32) -> Option<&TrackKey> {
-        self.ssrcs.get(&ssrc)
+    /// The track of `publisher` an SSRC belongs to.
+    pub(crate) fn track_of(&self, publisher: SessionId, ssrc: u32) -> Option<&TrackKey> {
+        self.ssrcs.get(&(publisher, ssrc))
+    }
+
+    /// The track forwarded to `subscriber` whose RTP carries `ssrc` (what their
+    /// feedback names).
+    pub(crate) fn forwarded_with(&self, subscriber: SessionId, ssrc: u32) -> Option<&TrackKey> {
+        self.ssrcs
+            .iter()
+            .find(|((_, s), key)| *s == ssrc && self.has(key, subscriber))
+            .map(|(_, key)| key)
     }
 
     /// The SSRCs RTP of one track arrives with.
@@ -56,7 +73,7 @@ impl ForwardTable {
         self.ssrcs
             .iter()
             .filter(move |(_, k)| *k == key)
-            .map(|(ssrc, _)| *ssrc)
+            .map(|((_, ssrc), _)| *ssrc)
     }
 
     /// The subscribers' senders of one track.
@@ -117,7 +134,13 @@ mod tests {
         t.insert(key(1, "0"), SessionId(2), RTCRtpSenderId::from(5));
         t.insert(key(1, "0"), SessionId(3), RTCRtpSenderId::from(6));
         t.bind_ssrc(1111, key(1, "0"));
-        assert_eq!(t.track_of(1111), Some(&key(1, "0")));
+        assert_eq!(t.track_of(SessionId(1), 1111), Some(&key(1, "0")));
+        assert_eq!(t.forwarded_with(SessionId(2), 1111), Some(&key(1, "0")));
+        // Publisher 4 picks the same SSRC: publisher 1's packets still route.
+        t.bind_ssrc(1111, key(4, "0"));
+        assert_eq!(t.track_of(SessionId(1), 1111), Some(&key(1, "0")));
+        assert_eq!(t.track_of(SessionId(4), 1111), Some(&key(4, "0")));
+        assert_eq!(t.forwarded_with(SessionId(2), 1111), Some(&key(1, "0")));
         assert_eq!(t.subscribers(&key(1, "0")).len(), 2);
         assert_eq!(t.forwarded_to(SessionId(3)).len(), 1);
 
@@ -133,6 +156,6 @@ mod tests {
         // The publisher unpublished: the track, its senders and its SSRC go.
         let removed = t.retain(&HashSet::new(), &HashSet::from([SessionId(2)]));
         assert_eq!(removed.len(), 1);
-        assert_eq!(t.track_of(1111), None);
+        assert_eq!(t.track_of(SessionId(1), 1111), None);
     }
 }

@@ -18,6 +18,8 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
+use super::session::SessionId;
+
 /// At most one keyframe request per published stream this often: a keyframe every
 /// half second at worst keeps a freshly joined subscriber's wait short without
 /// letting a lossy subscriber make the publisher send nothing but keyframes.
@@ -86,12 +88,12 @@ pub(crate) struct Throttle {
     /// One entry per published SSRC that was ever asked for a keyframe; entries
     /// go with their track ([`Throttle::forget`]), so it is bounded by the
     /// forwarding table.
-    last: HashMap<u32, Instant>,
+    last: HashMap<(SessionId, u32), Instant>,
 }
 
 impl Throttle {
-    /// True when a request for `ssrc` may go to the publisher now.
-    pub(crate) fn allow(&mut self, ssrc: u32, now: Instant) -> bool {
+    /// True when a request for (publisher, `ssrc`) may go to the publisher now.
+    pub(crate) fn allow(&mut self, ssrc: (SessionId, u32), now: Instant) -> bool {
         match self.last.get(&ssrc) {
             Some(t) if now.saturating_duration_since(*t) < KEYFRAME_INTERVAL => false,
             _ => {
@@ -101,8 +103,8 @@ impl Throttle {
         }
     }
 
-    /// Drop SSRCs for which `keep` is false.
-    pub(crate) fn retain(&mut self, keep: impl Fn(u32) -> bool) {
+    /// Drop (publisher, SSRC)s for which `keep` is false.
+    pub(crate) fn retain(&mut self, keep: impl Fn((SessionId, u32)) -> bool) {
         self.last.retain(|ssrc, _| keep(*ssrc));
     }
 }
@@ -143,11 +145,13 @@ mod tests {
     fn one_request_per_stream_per_interval() {
         let mut t = Throttle::default();
         let t0 = Instant::now();
-        assert!(t.allow(1, t0));
-        assert!(!t.allow(1, t0 + KEYFRAME_INTERVAL / 2));
-        assert!(t.allow(2, t0 + KEYFRAME_INTERVAL / 2));
-        assert!(t.allow(1, t0 + KEYFRAME_INTERVAL));
-        t.retain(|ssrc| ssrc == 2);
-        assert!(t.allow(1, t0 + KEYFRAME_INTERVAL));
+        let (one, two) = ((SessionId(1), 1), (SessionId(1), 2));
+        assert!(t.allow(one, t0));
+        assert!(!t.allow(one, t0 + KEYFRAME_INTERVAL / 2));
+        assert!(t.allow(two, t0 + KEYFRAME_INTERVAL / 2));
+        assert!(t.allow((SessionId(7), 1), t0 + KEYFRAME_INTERVAL / 2));
+        assert!(t.allow(one, t0 + KEYFRAME_INTERVAL));
+        t.retain(|ssrc| ssrc == two);
+        assert!(t.allow(one, t0 + KEYFRAME_INTERVAL));
     }
 }

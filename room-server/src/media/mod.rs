@@ -20,6 +20,9 @@ mod keyframe;
 mod session;
 mod sfu;
 pub(crate) mod shell;
+mod speaker;
+#[cfg(test)]
+mod test_peer;
 #[cfg(test)]
 mod tests;
 mod ufrag;
@@ -28,7 +31,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 pub use session::CONNECT_TIMEOUT;
-pub use sfu::{Sfu, SfuConfig};
+pub use sfu::{Sfu, SfuConfig, SfuStats};
 
 /// The interface the shell drives; [`Sfu`] is the implementation.
 pub trait MediaCore {
@@ -121,6 +124,8 @@ pub enum MediaOutput {
         screen: bool,
         added: bool,
     },
+    /// The loudest voice in the room changed: `participant` (None: nobody speaks).
+    ActiveSpeaker { participant: Option<String> },
     /// `participant`'s session ended by itself: ICE never connected within
     /// [`CONNECT_TIMEOUT`] or failed later. Their tracks are unpublished.
     Ended { participant: String },

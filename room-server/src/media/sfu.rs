@@ -14,13 +14,14 @@ use std::time::Instant;
 use bytes::BytesMut;
 use rtc::peer_connection::message::RTCMessage;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use rtc::sdp::extmap::SDES_MID_URI;
+use rtc::sdp::extmap::{AUDIO_LEVEL_URI, SDES_MID_URI};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::demux::Demuxer;
 use super::forward::{ForwardTable, TrackKey};
 use super::keyframe::{is_keyframe_request, Throttle};
 use super::session::{Leg, Session, SessionId};
+use super::speaker::SpeakerDetector;
 use super::{MediaCore, MediaInput, MediaKind, MediaOutput};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 
@@ -37,6 +38,22 @@ pub struct SfuConfig {
     pub candidate: SocketAddr,
     /// Sessions at most; an `offer` beyond it is refused. The room's participant cap.
     pub max_sessions: usize,
+}
+
+/// What the SFU has done since it started (counters) and holds now (gauges).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SfuStats {
+    pub tracks: usize,
+    pub subscriptions: usize,
+    pub rtp_in: u64,
+    pub rtp_bytes_in: u64,
+    pub rtp_out: u64,
+    pub rtp_bytes_out: u64,
+    /// RTP packets dropped because a moderator muted their publisher.
+    pub rtp_muted: u64,
+    pub keyframe_requests: u64,
+    /// Sessions ended because they did not connect in time, or failed.
+    pub sessions_failed: u64,
 }
 
 /// A published track as subscribers are told of it.
@@ -64,6 +81,8 @@ pub struct Sfu {
     /// new session (a reconnect) is muted as the last one was. Bounded by the
     /// room's participants.
     muted: HashSet<(String, MediaKind)>,
+    stats: SfuStats,
+    speaker: SpeakerDetector,
     /// Set by anything that may change who publishes what.
     dirty: bool,
     out: VecDeque<MediaOutput>,
@@ -95,6 +114,8 @@ impl Sfu {
             demux: Demuxer::new(crypto as Arc<_>),
             throttle: Throttle::default(),
             muted: HashSet::new(),
+            stats: SfuStats::default(),
+            speaker: SpeakerDetector::default(),
             dirty: false,
             out: VecDeque::new(),
             next_timeout: None,
@@ -106,6 +127,15 @@ impl Sfu {
     /// Live sessions.
     pub fn sessions(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// Counters and gauges for `/metrics`.
+    pub fn stats(&self) -> SfuStats {
+        SfuStats {
+            tracks: self.tracks.len(),
+            subscriptions: self.forward.len(),
+            ..self.stats
+        }
     }
 
     fn refuse(&mut self, participant: &str, message: impl std::fmt::Display) {
@@ -184,10 +214,11 @@ impl Sfu {
         }
     }
 
-    fn leave(&mut self, participant: &str) {
+    fn leave(&mut self, now: Instant, participant: &str) {
         let Some(id) = self.by_participant.remove(participant) else {
             return;
         };
+        self.speaker.remove(now, id);
         if let Some(mut session) = self.sessions.remove(&id) {
             let _ = rtc::sansio::Protocol::close(&mut session.pc);
         }
@@ -206,8 +237,9 @@ impl Sfu {
             }
         }
         for participant in failed {
+            self.stats.sessions_failed += 1;
             tracing::info!(%participant, "media session did not connect; ended");
-            self.leave(&participant);
+            self.leave(now, &participant);
             self.out.push_back(MediaOutput::Ended { participant });
         }
     }
@@ -333,7 +365,7 @@ impl Sfu {
         }
         let forward = &self.forward;
         self.throttle
-            .retain(|ssrc| forward.track_of(ssrc).is_some());
+            .retain(|(publisher, ssrc)| forward.track_of(publisher, ssrc).is_some());
     }
 
     /// Offer every session whose transceivers changed, announcing its new tracks
@@ -422,25 +454,34 @@ impl Sfu {
     }
 
     fn forward_rtp(&mut self, now: Instant, from: SessionId, packet: rtc::rtp::Packet) {
-        let Some(key) = self.forward.track_of(packet.header.ssrc).cloned() else {
+        let Some(key) = self.forward.track_of(from, packet.header.ssrc).cloned() else {
             return;
         };
-        if key.publisher != from {
-            return;
-        }
         let Some(publisher) = self.sessions.get_mut(&from) else {
             return;
         };
-        if publisher.muted_audio || publisher.muted_video {
-            let kind = self.tracks.get(&key).map(|t| t.kind);
-            if kind.is_some_and(|k| publisher.muted(k)) {
-                return;
-            }
+        self.stats.rtp_in += 1;
+        self.stats.rtp_bytes_in += packet.payload.len() as u64;
+        let kind = self.tracks.get(&key).map(|t| t.kind);
+        if (publisher.muted_audio || publisher.muted_video)
+            && kind.is_some_and(|k| publisher.muted(k))
+        {
+            self.stats.rtp_muted += 1;
+            return;
         }
         let Some((mime, pub_exts)) = publisher.receiver_codec(&key.mid, packet.header.payload_type)
         else {
             return;
         };
+        if kind == Some(MediaKind::Audio) {
+            let level = pub_exts
+                .iter()
+                .find(|(_, uri)| uri == AUDIO_LEVEL_URI)
+                .and_then(|(id, _)| packet.header.get_extension(*id));
+            if let Some(&byte) = level.as_deref().and_then(|b| b.first()) {
+                self.speaker.observe(now, from, byte);
+            }
+        }
         for (sub, sender) in self.forward.subscribers(&key) {
             let Some(session) = self.sessions.get_mut(&sub) else {
                 continue;
@@ -452,8 +493,12 @@ impl Sfu {
                 continue;
             };
             let out = translate(&packet, &leg, &pub_exts);
-            if let Err(e) = session.write_rtp(now, sender, out) {
-                tracing::debug!(error = %e, "forwarding RTP failed");
+            match session.write_rtp(now, sender, out) {
+                Ok(()) => {
+                    self.stats.rtp_out += 1;
+                    self.stats.rtp_bytes_out += packet.payload.len() as u64;
+                }
+                Err(e) => tracing::debug!(error = %e, "forwarding RTP failed"),
             }
         }
     }
@@ -466,15 +511,16 @@ impl Sfu {
     ) {
         for packet in packets.iter().filter(|p| is_keyframe_request(p.as_ref())) {
             for ssrc in packet.destination_ssrc() {
-                let Some(key) = self.forward.track_of(ssrc).cloned() else {
+                let Some(key) = self.forward.forwarded_with(from, ssrc).cloned() else {
                     continue;
                 };
-                if key.publisher == from || !self.throttle.allow(ssrc, now) {
+                if !self.throttle.allow((key.publisher, ssrc), now) {
                     continue;
                 }
                 if let Some(publisher) = self.sessions.get_mut(&key.publisher) {
-                    if let Err(e) = publisher.write_rtcp(now, &key.mid, vec![packet.cloned()]) {
-                        tracing::debug!(error = %e, "relaying a keyframe request failed");
+                    match publisher.write_rtcp(now, &key.mid, vec![packet.cloned()]) {
+                        Ok(()) => self.stats.keyframe_requests += 1,
+                        Err(e) => tracing::debug!(error = %e, "relaying a keyframe request failed"),
                     }
                 }
             }
@@ -519,7 +565,7 @@ impl MediaCore for Sfu {
                 candidate,
                 sdp_mid,
             } => self.candidate(participant, candidate, sdp_mid),
-            MediaInput::Leave { participant } => self.leave(&participant),
+            MediaInput::Leave { participant } => self.leave(now, &participant),
             MediaInput::Mute {
                 participant,
                 kind,
@@ -529,6 +575,13 @@ impl MediaCore for Sfu {
         }
         self.forward_media(now);
         self.reap(now);
+        if let Some(speaker) = self.speaker.decide(now) {
+            let participant = speaker
+                .and_then(|id| self.sessions.get(&id))
+                .map(|s| s.participant.clone());
+            self.out
+                .push_back(MediaOutput::ActiveSpeaker { participant });
+        }
         if std::mem::take(&mut self.dirty) {
             self.reconcile();
         }
@@ -538,6 +591,7 @@ impl MediaCore for Sfu {
             .sessions
             .values_mut()
             .filter_map(|s| s.poll_timeout())
+            .chain(self.speaker.poll_timeout())
             .min();
     }
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use tokio::net::UdpSocket;
 
-use super::{MediaCore, MediaInput, MediaOutput, Sfu};
+use super::{MediaCore, MediaInput, MediaOutput, Sfu, SfuStats};
 use crate::core::{Input, Room};
 use crate::metrics::Metrics;
 
@@ -26,6 +26,8 @@ pub(crate) struct MediaShell {
     pub socket: Arc<UdpSocket>,
     pub local: SocketAddr,
     pub metrics: Metrics,
+    /// The SFU's counters as last exported.
+    pub exported: SfuStats,
 }
 
 impl MediaShell {
@@ -52,6 +54,38 @@ impl MediaShell {
             }
         }
         self.metrics.media_sessions.set(self.sfu.sessions() as i64);
+        self.export();
+    }
+
+    /// Bring the media metrics up to the SFU's counters.
+    fn export(&mut self) {
+        let now = self.sfu.stats();
+        let was = std::mem::replace(&mut self.exported, now);
+        if now == was {
+            return;
+        }
+        let m = &self.metrics;
+        m.media_tracks.set(now.tracks as i64);
+        m.media_subscriptions.set(now.subscriptions as i64);
+        for (counter, now, was) in [
+            (&m.media_rtp_in, now.rtp_in, was.rtp_in),
+            (&m.media_rtp_bytes_in, now.rtp_bytes_in, was.rtp_bytes_in),
+            (&m.media_rtp_out, now.rtp_out, was.rtp_out),
+            (&m.media_rtp_bytes_out, now.rtp_bytes_out, was.rtp_bytes_out),
+            (&m.media_rtp_muted, now.rtp_muted, was.rtp_muted),
+            (
+                &m.media_keyframe_requests,
+                now.keyframe_requests,
+                was.keyframe_requests,
+            ),
+            (
+                &m.media_sessions_failed,
+                now.sessions_failed,
+                was.sessions_failed,
+            ),
+        ] {
+            counter.inc_by(now.saturating_sub(was));
+        }
     }
 
     /// A datagram that arrived from `source`.

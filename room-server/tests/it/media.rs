@@ -12,9 +12,7 @@ use rendezvous_room::protocol::{ClientMessage, ServerEvent, TrackKind};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use rtc::rtp;
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -28,6 +26,9 @@ use webrtc::peer_connection::{
 use webrtc::runtime::default_runtime;
 
 use crate::common::{within, TestRoom};
+
+#[path = "../../src/media/test_peer.rs"]
+mod test_peer;
 
 /// Events a test peer reports; 256 is far more than a test produces.
 const EVENTS: usize = 256;
@@ -196,13 +197,12 @@ struct Publishing {
 
 async fn publish(peer: &mut MediaPeer, name: &str) -> Publishing {
     let mut tracks = Vec::new();
-    for (kind, mime, clock, channels, fmtp, ssrc, pt) in [
+    for (kind, mime, clock, channels, ssrc, pt) in [
         (
             RtpCodecKind::Audio,
             MIME_TYPE_OPUS,
             48_000,
             2,
-            "minptime=10;useinbandfec=1",
             0x0a0a_0001,
             111,
         ),
@@ -211,7 +211,6 @@ async fn publish(peer: &mut MediaPeer, name: &str) -> Publishing {
             MIME_TYPE_VP8,
             90_000,
             0,
-            "",
             0x0b0b_0002,
             96,
         ),
@@ -221,21 +220,7 @@ async fn publish(peer: &mut MediaPeer, name: &str) -> Publishing {
             format!("{name}-{mime}"),
             format!("{name}-{mime}"),
             kind,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                active: true,
-                codec: RTCRtpCodec {
-                    mime_type: mime.to_owned(),
-                    clock_rate: clock,
-                    channels,
-                    sdp_fmtp_line: fmtp.to_owned(),
-                    rtcp_feedback: vec![],
-                },
-                ..Default::default()
-            }],
+            vec![test_peer::send_encoding(kind, mime, clock, channels, ssrc)],
         )));
         let init = RTCRtpTransceiverInit {
             direction: RTCRtpTransceiverDirection::Sendonly,
@@ -353,6 +338,12 @@ async fn a_publishers_audio_and_video_reach_two_subscribers_intact_and_in_order(
     // 120 packets on each of two tracks came in; twice that went out.
     assert!(count("rendezvous_room_media_datagrams_in_total") > 240);
     assert!(count("rendezvous_room_media_datagrams_out_total") > 480);
+    let rtp_in = count("rendezvous_room_media_rtp_packets_in_total");
+    assert!((200..=240).contains(&rtp_in), "{rtp_in} RTP packets in");
+    assert!(count("rendezvous_room_media_rtp_packets_out_total") >= 240 * 3 / 2);
+    assert!(count("rendezvous_room_media_rtp_payload_bytes_out_total") > 0);
+    assert_eq!(count("rendezvous_room_media_tracks"), 2);
+    assert_eq!(count("rendezvous_room_media_subscriptions"), 4);
 }
 
 #[tokio::test]

@@ -303,3 +303,35 @@ fn a_session_the_media_core_ended_is_reported_to_its_participant() {
     // The session is gone: leaving asks the media core for nothing more.
     assert!(media_of(&h.msg(1, ClientMessage::StopMedia {})).is_empty());
 }
+
+#[test]
+fn sdp_may_outgrow_a_chat_frame_and_nothing_else_may() {
+    use crate::conn::{max_sdp_bytes, text_input};
+    let max = 16 * 1024;
+    let big_sdp = format!("v=0\r\n{}", "a=x\r\n".repeat(6000));
+    let offer = serde_json::json!({"type": "offer", "sdp": big_sdp}).to_string();
+    assert!(offer.len() > max && offer.len() < max_sdp_bytes(max));
+    assert!(matches!(
+        text_input(ConnId(1), &offer, max),
+        Input::Message {
+            msg: ClientMessage::Offer { .. },
+            ..
+        }
+    ));
+    let chat = serde_json::json!({"type": "send", "text": big_sdp}).to_string();
+    assert!(matches!(
+        text_input(ConnId(1), &chat, max),
+        Input::Rejected {
+            code: ErrorCode::FrameTooLarge,
+            ..
+        }
+    ));
+    let huge = serde_json::json!({"type": "answer", "sdp": big_sdp.repeat(3)}).to_string();
+    assert!(matches!(
+        text_input(ConnId(1), &huge, max),
+        Input::Rejected {
+            code: ErrorCode::FrameTooLarge,
+            ..
+        }
+    ));
+}

@@ -382,3 +382,159 @@ fn lost_video_packets_are_recovered_by_nack() {
     want.sort();
     assert_eq!(got, want, "every dropped packet was retransmitted");
 }
+
+/// A small deterministic generator: the fuzz cases are the same on every run.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// `seed` with a few bytes flipped, cut short or grown, or pure noise.
+    fn mutate(&mut self, seed: &[u8]) -> Vec<u8> {
+        let mut out = seed.to_vec();
+        match self.below(5) {
+            0 => out.truncate(self.below(seed.len() + 1)),
+            1 => out.extend((0..self.below(64)).map(|_| self.next() as u8)),
+            2 => return (0..self.below(1500)).map(|_| self.next() as u8).collect(),
+            _ => {}
+        }
+        for _ in 0..1 + self.below(4) {
+            if !out.is_empty() {
+                let i = self.below(out.len());
+                out[i] ^= 1 << self.below(8);
+            }
+        }
+        out
+    }
+}
+
+#[test]
+fn mangled_datagrams_never_crash_the_room_nor_cut_anyone_off() {
+    let mut net = Net::new();
+    net.capture = Some(Vec::new());
+    net.add("bob");
+    net.peer("bob").bootstrap();
+    net.offer("bob", false, true);
+    net.add("alice");
+    net.peer("alice").publish();
+    net.offer("alice", true, true);
+    net.connect_all();
+    net.send_media("alice", 10);
+    let corpus = net.capture.take().unwrap();
+    // STUN, DTLS, SRTP and SRTCP as the peers really sent them.
+    assert!(corpus.len() > 30, "{} datagrams captured", corpus.len());
+
+    let sfu_addr: std::net::SocketAddr = net::SFU_ADDR.parse().unwrap();
+    let alice = net.peer("alice").addr;
+    let stranger: std::net::SocketAddr = "10.0.0.99:4444".parse().unwrap();
+    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    for i in 0..3000 {
+        let seed = &corpus[rng.below(corpus.len())];
+        let data = rng.mutate(seed);
+        // From a stranger anything goes; from alice's own address, what an
+        // on-path attacker could forge without her keys: no DTLS records, which
+        // her session would take as hers (that is DTLS's own business).
+        let dtls = data.first().is_some_and(|b| (20..=63).contains(b));
+        let source = if i % 2 == 0 || dtls { stranger } else { alice };
+        net.input(MediaInput::Datagram {
+            source,
+            destination: sfu_addr,
+            data,
+        });
+    }
+    assert_eq!(net.sfu.sessions(), 2, "nobody was cut off, nobody added");
+    net.settle();
+    let before = received_from(net.peer("bob"), VIDEO_SSRC).len();
+    net.send_media("alice", 10);
+    net.settle();
+    assert_eq!(
+        received_from(net.peer("bob"), VIDEO_SSRC).len(),
+        before + 10
+    );
+}
+
+#[test]
+fn mangled_offers_are_refused_or_answered_never_a_crash() {
+    let mut seed_net = Net::new();
+    seed_net.add("alice");
+    seed_net.peer("alice").publish();
+    let now = seed_net.now;
+    let good = seed_net.peer("alice").offer(now);
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let mut sfu = super::Sfu::new(super::SfuConfig {
+        candidate: net::SFU_ADDR.parse().unwrap(),
+        max_sessions: 8,
+    });
+    let (mut answered, mut refused) = (0, 0);
+    for i in 0..300 {
+        let sdp = String::from_utf8_lossy(&rng.mutate(good.as_bytes())).into_owned();
+        use super::MediaCore;
+        sfu.handle_input(
+            MediaInput::Offer {
+                participant: format!("p{}", i % 4),
+                sdp,
+                publish: true,
+                subscribe: true,
+                screen: vec!["0".into(), "x".repeat(1000)],
+            },
+            now,
+        );
+        while let Some(out) = sfu.poll_output() {
+            match out {
+                super::MediaOutput::Answer { .. } => answered += 1,
+                super::MediaOutput::Refused { .. } => refused += 1,
+                _ => {}
+            }
+        }
+        assert!(sfu.sessions() <= 4, "one session per participant");
+    }
+    assert_eq!(answered + refused, 300, "every offer got a reply");
+    assert!(
+        refused > 0 && answered > 0,
+        "{answered} answered, {refused} refused"
+    );
+}
+
+#[test]
+fn the_loudest_publisher_is_named_the_active_speaker() {
+    let mut net = alice_to_bob();
+    net.add("carol");
+    net.peer("carol").publish_as(0x5555_0001, 0x5555_0002);
+    net.offer("carol", true, true);
+    net.connect_all();
+    net.settle();
+    net.peer("alice").audio_level = Some(25);
+    net.peer("carol").audio_level = Some(100);
+    // Several intervals of talk: alice speaks (carol's level is a quiet room).
+    net.send_media("alice", 1);
+    let sent = net.send_media("carol", 1).len();
+    assert!(sent > 0);
+    for _ in 0..30 {
+        net.send_media("alice", 1);
+        net.send_media("carol", 1);
+    }
+    assert_eq!(net.speakers, vec![Some("alice".to_owned())]);
+    // Carol now talks much louder, alice falls quiet: carol takes the floor.
+    net.peer("alice").audio_level = Some(90);
+    net.peer("carol").audio_level = Some(20);
+    for _ in 0..30 {
+        net.send_media("alice", 1);
+        net.send_media("carol", 1);
+    }
+    assert_eq!(net.speakers.last(), Some(&Some("carol".to_owned())));
+    // Carol leaves: nobody speaks.
+    net.input(MediaInput::Leave {
+        participant: "carol".into(),
+    });
+    net.settle();
+    assert_eq!(net.speakers.last(), Some(&None));
+}

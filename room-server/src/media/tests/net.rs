@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use rtc::ice::candidate::CandidateConfig;
 use rtc::interceptor::{Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -17,13 +16,11 @@ use rtc::peer_connection::event::RTCPeerConnectionEvent;
 use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
-use rtc::peer_connection::transport::{CandidateHostConfig, RTCIceCandidate};
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
-};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
+use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use crate::media::keyframe::KeyframeRequestTap;
@@ -62,12 +59,25 @@ pub(super) struct Peer {
     video_datagrams: usize,
     /// Video datagrams dropped by `drop_every_nth_video`.
     pub(super) dropped: usize,
+    /// The RFC 6464 level (−dBov) put on this peer's audio packets, if any.
+    pub(super) audio_level: Option<u8>,
+    /// The SSRC of this peer's audio track (Opus), when it publishes.
+    audio_ssrc: u32,
 }
 
 impl Peer {
     pub(super) fn new(name: &str, port: u16, now: Instant) -> Self {
         let mut media = MediaEngine::default();
         media.register_default_codecs().unwrap();
+        media
+            .register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: AUDIO_LEVEL_URI.to_owned(),
+                },
+                RtpCodecKind::Audio,
+                None,
+            )
+            .unwrap();
         let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
         // So the test sees the keyframe requests the SFU relays.
         let registry = registry.with(Slot::Custom(14_000), KeyframeRequestTap::default());
@@ -77,19 +87,7 @@ impl Peer {
             .build(now)
             .unwrap();
         let addr: SocketAddr = format!("10.0.0.2:{port}").parse().unwrap();
-        let host = CandidateHostConfig {
-            base_config: CandidateConfig {
-                network: "udp".to_owned(),
-                address: addr.ip().to_string(),
-                port: addr.port(),
-                component: 1,
-                ..Default::default()
-            },
-            ..Default::default()
-        }
-        .new_candidate_host()
-        .unwrap();
-        pc.add_local_candidate(RTCIceCandidate::from(&host).to_json().unwrap())
+        pc.add_local_candidate(crate::media::test_peer::host_candidate(addr))
             .unwrap();
         Self {
             name: name.to_owned(),
@@ -109,38 +107,28 @@ impl Peer {
             drop_every_nth_video: None,
             video_datagrams: 0,
             dropped: 0,
+            audio_level: None,
+            audio_ssrc: AUDIO_SSRC,
         }
     }
 
     /// Add a sendonly audio (Opus) and video (VP8) track with known SSRCs.
     pub(super) fn publish(&mut self) {
+        self.publish_as(AUDIO_SSRC, VIDEO_SSRC);
+    }
+
+    /// The same with SSRCs of one's own.
+    pub(super) fn publish_as(&mut self, audio: u32, video: u32) {
+        self.audio_ssrc = audio;
         self.add_tracks(&[
-            (RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2, AUDIO_SSRC),
-            (RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0, VIDEO_SSRC),
+            (RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2, audio),
+            (RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0, video),
         ]);
     }
 
     pub(super) fn add_tracks(&mut self, tracks: &[(RtpCodecKind, &str, u32, u16, u32)]) {
         for &(kind, mime, clock, channels, ssrc) in tracks {
-            let coding = RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters {
-                    ssrc: Some(ssrc),
-                    ..Default::default()
-                },
-                active: true,
-                codec: RTCRtpCodec {
-                    mime_type: mime.to_owned(),
-                    clock_rate: clock,
-                    channels,
-                    sdp_fmtp_line: if kind == RtpCodecKind::Audio {
-                        "minptime=10;useinbandfec=1".to_owned()
-                    } else {
-                        String::new()
-                    },
-                    rtcp_feedback: vec![],
-                },
-                ..Default::default()
-            };
+            let coding = crate::media::test_peer::send_encoding(kind, mime, clock, channels, ssrc);
             let track = MediaStreamTrack::new(
                 format!("{}-stream", self.name),
                 format!("{}-{mime}-{ssrc:x}", self.name),
@@ -177,6 +165,14 @@ impl Peer {
         drop
     }
 
+    /// The id one of our senders negotiated for the header extension `uri`.
+    fn extension_id(&mut self, sender: RTCRtpSenderId, uri: &str) -> Option<u8> {
+        let mut s = self.pc.rtp_sender(sender)?;
+        let params = &s.get_parameters().rtp_parameters;
+        let ext = params.header_extensions.iter().find(|e| e.uri == uri)?;
+        Some(ext.id as u8)
+    }
+
     /// The first offer of a participant that only subscribes: a data channel.
     pub(super) fn bootstrap(&mut self) {
         self.pc.create_data_channel("bootstrap", None).unwrap();
@@ -206,6 +202,10 @@ pub(super) struct Net {
     pub(super) sfu: Sfu,
     pub(super) peers: Vec<Peer>,
     pub(super) now: Instant,
+    /// When set, every datagram a peer sends is also kept here (a fuzz corpus).
+    pub(super) capture: Option<Vec<Vec<u8>>>,
+    /// Every `ActiveSpeaker` the SFU announced, in order.
+    pub(super) speakers: Vec<Option<String>>,
 }
 
 impl Net {
@@ -218,6 +218,8 @@ impl Net {
             sfu: Sfu::new(cfg),
             peers: Vec::new(),
             now: Instant::now(),
+            capture: None,
+            speakers: Vec::new(),
         }
     }
 
@@ -326,6 +328,7 @@ impl Net {
                 }
                 MediaOutput::Candidate { .. } => {}
                 MediaOutput::Ended { participant } => self.peer(&participant).ended = true,
+                MediaOutput::ActiveSpeaker { participant } => self.speakers.push(participant),
                 MediaOutput::Refused {
                     participant,
                     message,
@@ -346,6 +349,9 @@ impl Net {
                 moved = true;
                 if self.peers[i].blackholed {
                     continue;
+                }
+                if let Some(corpus) = &mut self.capture {
+                    corpus.push(msg.message.to_vec());
                 }
                 let input = MediaInput::Datagram {
                     source: msg.transport.local_addr,
@@ -433,8 +439,9 @@ impl Net {
             p.next_seq = seq.wrapping_add(1);
             for (ssrc, sender) in p.senders.clone() {
                 let payload: Vec<u8> = format!("{ssrc:x}-{seq}-payload").into_bytes();
-                let pt = if ssrc == AUDIO_SSRC { 111 } else { 96 };
-                let packet = rtc::rtp::Packet {
+                let audio = ssrc == p.audio_ssrc;
+                let pt = if audio { 111 } else { 96 };
+                let mut packet = rtc::rtp::Packet {
                     header: rtc::rtp::header::Header {
                         version: 2,
                         payload_type: pt,
@@ -446,6 +453,13 @@ impl Net {
                     },
                     payload: bytes::Bytes::from(payload.clone()),
                 };
+                if let (Some(level), true) = (p.audio_level, audio) {
+                    let id = p.extension_id(sender, AUDIO_LEVEL_URI).expect("negotiated");
+                    packet
+                        .header
+                        .set_extension(id, bytes::Bytes::from(vec![0x80 | level]))
+                        .unwrap();
+                }
                 p.pc.rtp_sender(sender)
                     .unwrap()
                     .write_rtp(now, packet)

@@ -1,0 +1,678 @@
+//! SFU benchmark: the room's media core behind a real UDP socket on loopback,
+//! against a plain UDP relay of the same packets measured in the same run.
+//!
+//! `cargo bench -p rendezvous-room --bench media` (about half a minute). Two
+//! meetings: one publisher (Opus 50 packets/s, VP8 `VIDEO_PPS` packets/s) to
+//! 100 subscribers, and 10 people who all publish and all subscribe. Peers are
+//! `rtc` peer connections (real ICE, DTLS-SRTP) on sockets of their own, driven by
+//! one thread; the SFU runs alone on another thread, as the room's media loop
+//! does, with one socket. The relay baseline is a thread that copies every RTP
+//! datagram a publisher sends to each receiver, untouched: what forwarding costs
+//! with no SRTP, no interceptors, no routing.
+//!
+//! Reported per meeting and for both: RTP packets out per CPU-second of the
+//! forwarding thread (from `/proc/thread-self/schedstat`), and latency from the
+//! publisher's send to the receiver's socket, p50 and p99 (the peer thread's
+//! polling adds the same to both). Run without `--bench` (as `cargo test
+//! --benches` does) it is a smoke test: 3 receivers, 3 people, one second each,
+//! failing unless every receiver got media through both.
+
+mod common;
+#[path = "../src/media/test_peer.rs"]
+mod test_peer;
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rendezvous_room::media::{MediaCore, MediaInput, MediaOutput, Sfu, SfuConfig};
+use rtc::interceptor::Registry;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8,
+};
+use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
+use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::sansio::Protocol;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+
+/// Video packets per second per publisher: about 2.5 Mbit/s of 1,100-byte
+/// packets, a 720p camera.
+const VIDEO_PPS: u32 = 300;
+const AUDIO_PPS: u32 = 50;
+const VIDEO_BYTES: usize = 1100;
+const AUDIO_BYTES: usize = 120;
+
+fn main() {
+    let full = std::env::args().any(|a| a == "--bench");
+    let (fanout, meeting, secs) = if full { (100, 10, 6) } else { (3, 3, 1) };
+    let window = Duration::from_secs(secs);
+    println!(
+        "SFU vs plain UDP relay, loopback, {} s per run (video {VIDEO_PPS} pkt/s + audio {AUDIO_PPS} pkt/s per publisher)",
+        secs
+    );
+    let rss0 = rss_kib("VmRSS");
+    let one = Meeting::new(1, fanout).measure(window);
+    report(&format!("1 publisher → {fanout} subscribers"), &one);
+    let all = Meeting::new(meeting, 0).measure(window);
+    report(
+        &format!("{meeting} × {meeting} meeting (no simulcast)"),
+        &all,
+    );
+    println!(
+        "process RSS: {} KiB before, {} KiB peak (SFU, its sessions and every peer)",
+        rss0,
+        rss_kib("VmHWM")
+    );
+    for (name, r) in [("fan-out", &one), ("meeting", &all)] {
+        assert!(
+            r.sfu.receivers_reached == r.receivers && r.relay.receivers_reached == r.receivers,
+            "{name}: media reached {} (SFU) and {} (relay) of {} receivers",
+            r.sfu.receivers_reached,
+            r.relay.receivers_reached,
+            r.receivers
+        );
+    }
+}
+
+fn report(title: &str, r: &Outcome) {
+    println!("\n{title}");
+    println!(
+        "  {:<6} {:>12} {:>12} {:>16} {:>10} {:>10}",
+        "", "RTP out", "out/s", "out per CPU-s", "p50", "p99"
+    );
+    for (name, s) in [("relay", &r.relay), ("SFU", &r.sfu)] {
+        println!(
+            "  {:<6} {:>12} {:>12.0} {:>16.0} {:>10} {:>10}",
+            name,
+            s.rtp_out,
+            s.rtp_out as f64 / s.wall.as_secs_f64(),
+            s.per_cpu_second(),
+            fmt(s.p50),
+            fmt(s.p99)
+        );
+    }
+    println!(
+        "  SFU / relay: CPU per packet ×{:.1}, p50 ×{:.1}, p99 ×{:.1}; SFU forwarding thread busy {:.0} % of one core",
+        r.relay.per_cpu_second() / r.sfu.per_cpu_second(),
+        r.sfu.p50.as_secs_f64() / r.relay.p50.as_secs_f64(),
+        r.sfu.p99.as_secs_f64() / r.relay.p99.as_secs_f64(),
+        100.0 * r.sfu.cpu.as_secs_f64() / r.sfu.wall.as_secs_f64(),
+    );
+    println!(
+        "  time in send_to: SFU {:.0} % of its CPU ({:.1} µs a packet), relay {:.0} % ({:.1} µs a packet)",
+        100.0 * r.sfu.sends.as_secs_f64() / r.sfu.cpu.as_secs_f64(),
+        1e6 * r.sfu.sends.as_secs_f64() / r.sfu.rtp_out.max(1) as f64,
+        100.0 * r.relay.sends.as_secs_f64() / r.relay.cpu.as_secs_f64(),
+        1e6 * r.relay.sends.as_secs_f64() / r.relay.rtp_out.max(1) as f64,
+    );
+}
+
+fn fmt(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+/// What one forwarder (SFU or relay) did in one window.
+#[derive(Default)]
+struct Run {
+    rtp_out: u64,
+    cpu: Duration,
+    /// Wall time in `send_to` (a syscall each: what `sendmmsg` would batch).
+    sends: Duration,
+    wall: Duration,
+    p50: Duration,
+    p99: Duration,
+    receivers_reached: usize,
+}
+
+impl Run {
+    fn per_cpu_second(&self) -> f64 {
+        self.rtp_out as f64 / self.cpu.as_secs_f64().max(1e-9)
+    }
+}
+
+struct Outcome {
+    receivers: usize,
+    sfu: Run,
+    relay: Run,
+}
+
+/// One peer: a socket of its own and an `rtc` peer connection.
+struct Peer {
+    name: String,
+    socket: UdpSocket,
+    addr: SocketAddr,
+    pc: RTCPeerConnection,
+    connected: bool,
+    /// (ssrc, sender, payload type, packet size, packets per second).
+    senders: Vec<(u32, RTCRtpSenderId, u8, usize, u32)>,
+    seq: u16,
+    /// RTP packets received in the current window.
+    received: u64,
+}
+
+impl Peer {
+    fn new(name: String, now: Instant) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let mut media = MediaEngine::default();
+        media.register_default_codecs().unwrap();
+        let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
+        let mut pc = RTCPeerConnectionBuilder::new()
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .build(now)
+            .unwrap();
+        pc.add_local_candidate(test_peer::host_candidate(addr))
+            .unwrap();
+        Self {
+            name,
+            socket,
+            addr,
+            pc,
+            connected: false,
+            senders: Vec::new(),
+            seq: 1,
+            received: 0,
+        }
+    }
+
+    /// Sendonly Opus and VP8 with SSRCs `base` and `base + 1`.
+    fn publish(&mut self, base: u32) {
+        let tracks = [
+            (
+                RtpCodecKind::Audio,
+                MIME_TYPE_OPUS,
+                48_000,
+                2,
+                111,
+                AUDIO_BYTES,
+                AUDIO_PPS,
+            ),
+            (
+                RtpCodecKind::Video,
+                MIME_TYPE_VP8,
+                90_000,
+                0,
+                96,
+                VIDEO_BYTES,
+                VIDEO_PPS,
+            ),
+        ];
+        for (i, (kind, mime, clock, channels, pt, bytes, pps)) in tracks.into_iter().enumerate() {
+            let ssrc = base + i as u32;
+            let coding = test_peer::send_encoding(kind, mime, clock, channels, ssrc);
+            let id = format!("{}-{ssrc:x}", self.name);
+            let track = MediaStreamTrack::new(id.clone(), id.clone(), id, kind, vec![coding]);
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![],
+                send_encodings: vec![],
+            };
+            let t = self
+                .pc
+                .add_transceiver_from_track(track, Some(init))
+                .unwrap();
+            self.senders
+                .push((ssrc, RTCRtpSenderId::from(t), pt, bytes, pps));
+        }
+    }
+
+    fn offer(&mut self, now: Instant) -> String {
+        if self.senders.is_empty() {
+            self.pc.create_data_channel("bootstrap", None).unwrap();
+        }
+        let offer = self.pc.create_offer(None).unwrap();
+        self.pc.set_local_description(now, offer).unwrap();
+        self.pc.local_description().unwrap().sdp
+    }
+
+    fn read(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        let msg = TaggedBytesMut {
+            now,
+            transport: TransportContext {
+                local_addr: self.addr,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+            message: BytesMut::from(data),
+        };
+        let _ = self.pc.handle_read(msg);
+    }
+
+    fn events(&mut self) {
+        while let Some(ev) = self.pc.poll_event() {
+            if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) = ev {
+                self.connected = s == RTCPeerConnectionState::Connected;
+            }
+        }
+        while self.pc.poll_read().is_some() {}
+    }
+}
+
+/// An RTP (not RTCP, STUN or DTLS) datagram: version 2, payload type outside
+/// RTCP's 72–76 (200–204 with the marker bit). SRTP leaves the header in clear.
+fn rtp_header(data: &[u8]) -> Option<(u32, u16)> {
+    if data.len() < 12 || data[0] >> 6 != 2 || (72..=76).contains(&(data[1] & 0x7f)) {
+        return None;
+    }
+    let seq = u16::from_be_bytes([data[2], data[3]]);
+    let ssrc = u32::from_be_bytes([data[8], data[9], data[10], data[11]]);
+    Some((ssrc, seq))
+}
+
+/// Nanoseconds this thread has run on a CPU.
+fn thread_cpu() -> Duration {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let ns = text.split_whitespace().next().and_then(|n| n.parse().ok());
+    Duration::from_nanos(ns.unwrap_or(0))
+}
+
+fn rss_kib(field: &str) -> u64 {
+    common::status_kib("/proc/self/status", field)
+}
+
+struct Meeting {
+    sfu: Sfu,
+    socket: UdpSocket,
+    addr: SocketAddr,
+    peers: Vec<Peer>,
+}
+
+impl Meeting {
+    /// `publishers` who also subscribe, and `viewers` who only subscribe; all
+    /// connected to the SFU and every forwarded track negotiated.
+    fn new(publishers: usize, viewers: usize) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let sfu = Sfu::new(SfuConfig {
+            candidate: addr,
+            max_sessions: publishers + viewers,
+        });
+        let now = Instant::now();
+        let mut peers = Vec::new();
+        for i in 0..publishers + viewers {
+            let mut p = Peer::new(format!("p{i}"), now);
+            if i < publishers {
+                p.publish(0x1000_0000 + 2 * i as u32);
+            }
+            peers.push(p);
+        }
+        let mut m = Self {
+            sfu,
+            socket,
+            addr,
+            peers,
+        };
+        // Signalling and the handshakes in memory, with the sockets' addresses,
+        // so the SFU binds the addresses the media will come from.
+        for i in 0..m.peers.len() {
+            let now = Instant::now();
+            let sdp = m.peers[i].offer(now);
+            let publish = !m.peers[i].senders.is_empty();
+            let participant = m.peers[i].name.clone();
+            m.sfu.handle_input(
+                MediaInput::Offer {
+                    participant,
+                    sdp,
+                    publish,
+                    subscribe: true,
+                    screen: Vec::new(),
+                },
+                now,
+            );
+            m.route(now);
+        }
+        let start = Instant::now();
+        let mut quiet_since = None;
+        loop {
+            let now = Instant::now();
+            assert!(
+                now - start < Duration::from_secs(60),
+                "peers did not connect"
+            );
+            let moved = m.step_in_memory(now);
+            let all = m.peers.iter().all(|p| p.connected);
+            if all && !moved {
+                let since = *quiet_since.get_or_insert(now);
+                if now - since > Duration::from_millis(300) {
+                    break;
+                }
+            } else {
+                quiet_since = None;
+            }
+            if !moved {
+                thread::sleep(Duration::from_micros(200));
+            }
+        }
+        m.socket
+            .set_read_timeout(Some(Duration::from_millis(1)))
+            .unwrap();
+        m
+    }
+
+    fn step_in_memory(&mut self, now: Instant) -> bool {
+        let mut moved = false;
+        for i in 0..self.peers.len() {
+            while let Some(msg) = self.peers[i].pc.poll_write() {
+                moved = true;
+                let input = MediaInput::Datagram {
+                    source: self.peers[i].addr,
+                    destination: self.addr,
+                    data: msg.message.to_vec(),
+                };
+                self.sfu.handle_input(input, now);
+                self.route(now);
+            }
+            self.peers[i].events();
+            if self.peers[i].pc.poll_timeout().is_some_and(|t| t <= now) {
+                let _ = self.peers[i].pc.handle_timeout(now);
+            }
+        }
+        if self.sfu.poll_timeout().is_some_and(|t| t <= now) {
+            self.sfu.handle_input(MediaInput::Timeout, now);
+            self.route(now);
+        }
+        moved
+    }
+
+    /// Carry the SFU's outputs to the peers (in memory).
+    fn route(&mut self, now: Instant) {
+        let mut answers = Vec::new();
+        while let Some(out) = self.sfu.poll_output() {
+            match out {
+                MediaOutput::Transmit {
+                    destination, data, ..
+                } => {
+                    let from = self.addr;
+                    if let Some(p) = self.peers.iter_mut().find(|p| p.addr == destination) {
+                        p.read(now, from, &data);
+                    }
+                }
+                MediaOutput::Answer { participant, sdp } => {
+                    let p = self
+                        .peers
+                        .iter_mut()
+                        .find(|p| p.name == participant)
+                        .unwrap();
+                    let answer = RTCSessionDescription::answer(sdp).unwrap();
+                    p.pc.set_remote_description(now, answer).unwrap();
+                }
+                MediaOutput::Offer { participant, sdp } => {
+                    let p = self
+                        .peers
+                        .iter_mut()
+                        .find(|p| p.name == participant)
+                        .unwrap();
+                    let offer = RTCSessionDescription::offer(sdp).unwrap();
+                    p.pc.set_remote_description(now, offer).unwrap();
+                    let answer = p.pc.create_answer(None).unwrap();
+                    p.pc.set_local_description(now, answer).unwrap();
+                    let sdp = p.pc.local_description().unwrap().sdp;
+                    answers.push(MediaInput::Answer { participant, sdp });
+                }
+                MediaOutput::Refused {
+                    participant,
+                    message,
+                } => panic!("{participant}: {message}"),
+                _ => {}
+            }
+        }
+        for answer in answers {
+            self.sfu.handle_input(answer, now);
+            self.route(now);
+        }
+    }
+
+    /// The SFU window, then the relay window with the same peers and load.
+    fn measure(mut self, window: Duration) -> Outcome {
+        let receivers = {
+            let publishers = self.peers.iter().filter(|p| !p.senders.is_empty()).count();
+            if publishers == self.peers.len() {
+                publishers
+            } else {
+                self.peers.len() - publishers
+            }
+        };
+        // The SFU's thread: its socket and its core, as in the room's media loop.
+        let stop = Arc::new(AtomicBool::new(false));
+        let (sfu, socket) = (self.sfu, self.socket);
+        let flag = stop.clone();
+        let forwarder = thread::Builder::new()
+            .name("sfu".into())
+            .spawn(move || sfu_loop(sfu, socket, &flag))
+            .unwrap();
+        let sfu_addr = self.addr;
+        let (lat, reached) = drive(&mut self.peers, window, sfu_addr, None);
+        stop.store(true, Ordering::Relaxed);
+        let sfu_run = summarize(forwarder.join().unwrap(), lat, reached);
+
+        // The relay: every RTP datagram of a publisher to every receiver.
+        let relay = UdpSocket::bind("127.0.0.1:0").unwrap();
+        relay
+            .set_read_timeout(Some(Duration::from_millis(1)))
+            .unwrap();
+        let relay_addr = relay.local_addr().unwrap();
+        let routes: HashMap<SocketAddr, Vec<SocketAddr>> = self
+            .peers
+            .iter()
+            .filter(|p| !p.senders.is_empty())
+            .map(|p| {
+                let to = self
+                    .peers
+                    .iter()
+                    .filter(|q| {
+                        q.addr != p.addr && (q.senders.is_empty() || receivers == self.peers.len())
+                    })
+                    .map(|q| q.addr)
+                    .collect();
+                (p.addr, to)
+            })
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let forwarder = thread::Builder::new()
+            .name("relay".into())
+            .spawn(move || relay_loop(relay, routes, &flag))
+            .unwrap();
+        let (lat, reached) = drive(&mut self.peers, window, sfu_addr, Some(relay_addr));
+        stop.store(true, Ordering::Relaxed);
+        let relay_run = summarize(forwarder.join().unwrap(), lat, reached);
+        Outcome {
+            receivers,
+            sfu: sfu_run,
+            relay: relay_run,
+        }
+    }
+}
+
+fn summarize(l: Loop, mut lat: Vec<Duration>, reached: usize) -> Run {
+    lat.sort();
+    let at = |q: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    Run {
+        rtp_out: l.rtp_out,
+        cpu: l.cpu,
+        wall: l.wall,
+        sends: l.sends,
+        p50: at(0.5),
+        p99: at(0.99),
+        receivers_reached: reached,
+    }
+}
+
+/// The SFU behind its socket until `stop`: (RTP datagrams out, CPU, wall time).
+fn sfu_loop(mut sfu: Sfu, socket: UdpSocket, stop: &AtomicBool) -> Loop {
+    let (cpu0, wall0) = (thread_cpu(), Instant::now());
+    let mut buf = vec![0u8; 2048];
+    let local = socket.local_addr().unwrap();
+    let (mut rtp_out, mut sends) = (0, Duration::ZERO);
+    while !stop.load(Ordering::Relaxed) {
+        match socket.recv_from(&mut buf) {
+            Ok((n, source)) => {
+                let input = MediaInput::Datagram {
+                    source,
+                    destination: local,
+                    data: buf[..n].to_vec(),
+                };
+                sfu.handle_input(input, Instant::now());
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("SFU socket: {e}"),
+        }
+        let now = Instant::now();
+        if sfu.poll_timeout().is_some_and(|t| t <= now) {
+            sfu.handle_input(MediaInput::Timeout, now);
+        }
+        while let Some(out) = sfu.poll_output() {
+            if let MediaOutput::Transmit {
+                destination, data, ..
+            } = out
+            {
+                rtp_out += u64::from(rtp_header(&data).is_some());
+                let t = Instant::now();
+                let _ = socket.send_to(&data, destination);
+                sends += t.elapsed();
+            }
+        }
+    }
+    Loop {
+        rtp_out,
+        cpu: thread_cpu() - cpu0,
+        wall: wall0.elapsed(),
+        sends,
+    }
+}
+
+/// What a forwarding thread reports: RTP datagrams out, its CPU and wall time,
+/// and the wall time spent in `send_to`.
+struct Loop {
+    rtp_out: u64,
+    cpu: Duration,
+    wall: Duration,
+    sends: Duration,
+}
+
+/// The baseline: copy each RTP datagram from a publisher to its receivers.
+fn relay_loop(
+    socket: UdpSocket,
+    routes: HashMap<SocketAddr, Vec<SocketAddr>>,
+    stop: &AtomicBool,
+) -> Loop {
+    let (cpu0, wall0) = (thread_cpu(), Instant::now());
+    let mut buf = vec![0u8; 2048];
+    let (mut rtp_out, mut sends) = (0, Duration::ZERO);
+    while !stop.load(Ordering::Relaxed) {
+        match socket.recv_from(&mut buf) {
+            Ok((n, source)) => {
+                for to in routes.get(&source).into_iter().flatten() {
+                    // A copy per receiver, as the SFU makes one per leg.
+                    let data = buf[..n].to_vec();
+                    rtp_out += 1;
+                    let t = Instant::now();
+                    let _ = socket.send_to(&data, to);
+                    sends += t.elapsed();
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("relay socket: {e}"),
+        }
+    }
+    Loop {
+        rtp_out,
+        cpu: thread_cpu() - cpu0,
+        wall: wall0.elapsed(),
+        sends,
+    }
+}
+
+/// Run the peers for `window`: publishers send at their rates; RTP that reaches
+/// a receiver is timed against its send (by SSRC and sequence number, which the
+/// SFU keeps). With `relay`, publishers' RTP goes there instead of to the SFU,
+/// and everything else still to the SFU. Returns latencies and how many peers
+/// received any RTP.
+fn drive(
+    peers: &mut [Peer],
+    window: Duration,
+    sfu: SocketAddr,
+    relay: Option<SocketAddr>,
+) -> (Vec<Duration>, usize) {
+    let start = Instant::now();
+    let mut sent: HashMap<(u32, u16), Instant> = HashMap::new();
+    let mut lat = Vec::new();
+    let mut next_send: Vec<Vec<Instant>> = peers
+        .iter()
+        .map(|p| p.senders.iter().map(|_| start).collect())
+        .collect();
+    for p in peers.iter_mut() {
+        p.received = 0;
+    }
+    let mut buf = vec![0u8; 2048];
+    let mut seq_of: Vec<HashMap<u32, u16>> = peers.iter().map(|_| HashMap::new()).collect();
+    while start.elapsed() < window {
+        let now = Instant::now();
+        for (i, p) in peers.iter_mut().enumerate() {
+            for (k, &(ssrc, sender, pt, bytes, pps)) in p.senders.iter().enumerate() {
+                if now < next_send[i][k] {
+                    continue;
+                }
+                next_send[i][k] += Duration::from_secs(1) / pps;
+                let seq = seq_of[i].entry(ssrc).or_insert(p.seq);
+                *seq = seq.wrapping_add(1);
+                let packet = rtc::rtp::Packet {
+                    header: rtc::rtp::header::Header {
+                        version: 2,
+                        payload_type: pt,
+                        sequence_number: *seq,
+                        timestamp: u32::from(*seq) * 3000,
+                        ssrc,
+                        marker: true,
+                        ..Default::default()
+                    },
+                    payload: bytes::Bytes::from(vec![0x10; bytes]),
+                };
+                sent.insert((ssrc, *seq), now);
+                let _ = p.pc.rtp_sender(sender).unwrap().write_rtp(now, packet);
+            }
+            while let Some(msg) = p.pc.poll_write() {
+                let to = match relay {
+                    Some(r) if rtp_header(&msg.message).is_some() => r,
+                    _ => sfu,
+                };
+                let _ = p.socket.send_to(&msg.message, to);
+            }
+            while let Ok((n, from)) = p.socket.recv_from(&mut buf) {
+                if let Some(key) = rtp_header(&buf[..n]) {
+                    // Timed, not decrypted: the receivers' cost is not measured.
+                    if let Some(t) = sent.get(&key) {
+                        lat.push(Instant::now() - *t);
+                    }
+                    p.received += 1;
+                } else if from == sfu {
+                    p.read(Instant::now(), from, &buf[..n]);
+                }
+            }
+            p.events();
+            if p.pc.poll_timeout().is_some_and(|t| t <= now) {
+                let _ = p.pc.handle_timeout(now);
+            }
+        }
+    }
+    let reached = peers.iter().filter(|p| p.received > 0).count();
+    (lat, reached)
+}
