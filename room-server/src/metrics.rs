@@ -43,6 +43,8 @@ pub struct Metrics {
     pub media_rtp_bytes_out: IntCounter,
     /// RTP packets not forwarded because a moderator muted their publisher.
     pub media_rtp_muted: IntCounter,
+    /// Video packets not forwarded to a subscriber who does not watch them.
+    pub media_rtp_unwatched: IntCounter,
     /// Keyframe requests (PLI/FIR) relayed to publishers, after the throttle.
     pub media_keyframe_requests: IntCounter,
     /// Media sessions ended because they did not connect (or failed).
@@ -135,6 +137,10 @@ impl Metrics {
             "rendezvous_room_media_rtp_packets_muted_total",
             "RTP packets dropped because a moderator muted their publisher",
         );
+        let media_rtp_unwatched = counter(
+            "rendezvous_room_media_rtp_packets_unwatched_total",
+            "Video packets not forwarded to a subscriber who does not watch them",
+        );
         let media_keyframe_requests = counter(
             "rendezvous_room_media_keyframe_requests_total",
             "Keyframe requests (PLI/FIR) relayed to publishers",
@@ -152,6 +158,7 @@ impl Metrics {
             Box::new(media_rtp_out.clone()),
             Box::new(media_rtp_bytes_out.clone()),
             Box::new(media_rtp_muted.clone()),
+            Box::new(media_rtp_unwatched.clone()),
             Box::new(media_keyframe_requests.clone()),
             Box::new(media_sessions_failed.clone()),
             Box::new(media_sessions.clone()),
@@ -189,6 +196,7 @@ impl Metrics {
             media_rtp_out,
             media_rtp_bytes_out,
             media_rtp_muted,
+            media_rtp_unwatched,
             media_keyframe_requests,
             media_sessions_failed,
         }

@@ -111,6 +111,10 @@ pub enum ClientMessage {
     /// WebRTC: end your media session (your tracks are unpublished everywhere, you
     /// stop receiving) and stay in the room; `offer` again to come back.
     StopMedia {},
+    /// WebRTC: whose video you want forwarded: `null` everyone's (the default),
+    /// a list of participant ids only theirs, `[]` nobody's (a hidden tab). At
+    /// most [`MAX_WATCHED`] ids. Audio always flows.
+    Watch { video: Option<Vec<String>> },
     /// What you send now, for everyone to see: microphone on (`audio`), camera
     /// on (`video`), sharing your screen (`screen`). Needs grant `publish`.
     MediaState {
@@ -127,6 +131,9 @@ pub enum ClientMessage {
         muted: bool,
     },
 }
+
+/// Most participant ids a `watch` may list: a room's participant cap at most.
+pub const MAX_WATCHED: usize = 256;
 
 /// Most mids an `offer` may name in `screen`: as many as a publisher has
 /// tracks forwarded.
@@ -420,7 +427,7 @@ pub enum ErrorCode {
     UnexpectedMessage,
     /// A reserved type (WebRTC signalling) this server does not handle yet.
     NotImplemented,
-    /// A bound on reactions was reached.
+    /// A bound was reached (reactions on a message, ids in `watch`).
     LimitReached,
     /// The media session refused an `offer`, `answer` or `ice_candidate`.
     NegotiationFailed,
@@ -529,6 +536,7 @@ impl ClientMessage {
             ClientMessage::Answer { .. } => "answer",
             ClientMessage::IceCandidate { .. } => "ice_candidate",
             ClientMessage::StopMedia {} => "stop_media",
+            ClientMessage::Watch { .. } => "watch",
             ClientMessage::MediaState { .. } => "media_state",
             ClientMessage::MuteMedia { .. } => "mute_media",
         }

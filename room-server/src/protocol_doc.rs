@@ -32,6 +32,7 @@ fn client_doc(msg: &ClientMessage) -> &'static str {
         ClientMessage::Offer { .. } => "WebRTC: an SDP offer for your media session, which the first one creates. Needs grant `publish` (your tracks are forwarded to the others) or `subscribe` (theirs are forwarded to you), or both. A participant who only subscribes offers a data channel (or recvonly transceivers) to start. Answered by `answer`, or `error` `negotiation_failed`. Media goes to the one UDP port of the room named by the answer's candidate; a session that has not connected 30 s after its answer ends with `media_ended`. `screen` (optional) lists the mids of your m-lines that carry a shared screen: they are forwarded as a stream of their own and announced with `screen: true` (at most 4 mids; more are ignored). Renegotiating yourself (to add a screen share) is fine at any time: an offer of yours that crosses one of the server's wins, and the server offers again after.",
         ClientMessage::Answer { .. } => "WebRTC: your answer to a server `offer`. An `offer` left unanswered for 10 s is rolled back and made again. `offer` and `answer` frames may be up to `limits.maxSdpBytes` (4 × `maxFrameBytes`, 64 KiB by default) where every other frame stops at `maxFrameBytes`: a browser's SDP grows by 1–2 KB per m-line, about 30 m-lines fit (some 14 people publishing camera and microphone); larger rooms need a larger `--max-frame-bytes`.",
         ClientMessage::StopMedia {} => "WebRTC: end your media session and stay in the room: your tracks are unpublished everywhere (others get `track` with `removed: true` and an `offer`) and you stop receiving. Send `offer` again to come back.",
+        ClientMessage::Watch { .. } => "WebRTC: whose video the server forwards to you: `null` everyone's (the default for every new media session), a list of participant ids only theirs, `[]` nobody's. The web app sends `[]` while its tab is hidden and `null` when it shows again, so a background tab costs no video bandwidth. Audio is always forwarded. For the video you take up again the server asks its publisher for a keyframe, so it shows at once. At most 256 ids (`limit_reached`); needs a media session (ignored before your first `offer`).",
         ClientMessage::MediaState { .. } => "Say what you send now, for everyone's tiles: microphone on (`audio`), camera on (`video`), sharing your screen (`screen`). Needs grant `publish`. Broadcast as `media_state` when it changed; ending your media session (or your connection) resets it to all false. Turning your camera off is yours to do in the browser (stop sending the track); this only tells the others.",
         ClientMessage::MuteMedia { .. } => "Moderator: stop forwarding a participant's `audio`, or their `video` (camera and shared screen), or allow it again (`muted: false`). The server drops their packets (they keep their m-lines, so nobody renegotiates); it lasts across their reconnects until a moderator lifts it. Broadcast as `media_muted`. After a `video` mute is lifted the server asks the publisher for a keyframe.",
         ClientMessage::IceCandidate { .. } => "WebRTC: a trickled ICE candidate. Optional: the server is ICE-lite and learns your address from your connectivity checks.",
@@ -79,7 +80,7 @@ fn error_doc(code: ErrorCode) -> &'static str {
         ErrorCode::NotYours => "you may only edit or delete your own messages",
         ErrorCode::UnexpectedMessage => "a second `hello`, or kicking yourself",
         ErrorCode::NotImplemented => "a type reserved for later use (`track` from a client)",
-        ErrorCode::LimitReached => "too many distinct reactions on one message",
+        ErrorCode::LimitReached => "too many distinct reactions on one message, or too many ids in `watch`",
         ErrorCode::NegotiationFailed => "the media session refused an `offer`, `answer` or `ice_candidate` (bad SDP, an `answer` nobody asked for, too many media sessions); `message` says why",
     }
 }
@@ -249,6 +250,9 @@ fn client_examples() -> Vec<ClientMessage> {
             sdp_mid: Some("0".into()),
         },
         ClientMessage::StopMedia {},
+        ClientMessage::Watch {
+            video: Some(vec!["u2".into()]),
+        },
         ClientMessage::MediaState {
             audio: true,
             video: false,

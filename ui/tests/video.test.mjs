@@ -88,6 +88,21 @@ test("people in a video room see and hear each other through the SFU", async () 
     await ana.page.getByRole("button", { name: "Camera off" }).click();
     await decodes(ben.page, "Ana Video", after);
 
+    // Cam's tab goes to the background: the server stops sending it video (its
+    // decoders stop); back in front, the video comes back at once.
+    const setHidden = (hidden) => cam.page.evaluate((h) => {
+      Object.defineProperty(document, "visibilityState", { value: h ? "hidden" : "visible", configurable: true });
+      document.dispatchEvent(new Event("visibilitychange"));
+    }, hidden);
+    await setHidden(true);
+    await cam.page.waitForTimeout(3_000);
+    const hidden0 = await framesOf(cam.page, "Ana Video");
+    await cam.page.waitForTimeout(4_000);
+    const hidden1 = await framesOf(cam.page, "Ana Video");
+    assert.ok(hidden1 - hidden0 <= 2, `video still sent to a hidden tab: ${hidden0} → ${hidden1}`);
+    await setHidden(false);
+    await decodes(cam.page, "Ana Video", hidden1 + 10);
+
     // Everyone sees that Ana's camera is off (her `media_state`), not a frozen frame.
     await ana.page.getByRole("button", { name: "Camera on" }).click();
     await ben.page.locator(".tile.remote.camera-off", { hasText: "Ana Video" }).waitFor();

@@ -241,6 +241,12 @@ export function mediaStage(el, conn, { name }) {
   }
   conn.addEventListener("change", onChange);
 
+  /** A hidden tab watches nobody's video (the server stops sending it); audio stays. */
+  function watchAsVisible() {
+    if (session) conn.send({ type: "watch", video: document.visibilityState === "hidden" ? [] : null });
+  }
+  document.addEventListener("visibilitychange", watchAsVisible);
+
   async function pollStats() {
     if (!session || gone) return;
     const stats = await session.stats().catch(() => new Map());
@@ -276,6 +282,7 @@ export function mediaStage(el, conn, { name }) {
     apply("audio");
     apply("video");
     tell();
+    if (document.visibilityState === "hidden") watchAsVisible();
   }
 
   function join(withMedia) {
@@ -333,6 +340,7 @@ export function mediaStage(el, conn, { name }) {
     clearTimeout(statsTimer);
     clearTimeout(restartTimer);
     conn.removeEventListener("change", onChange);
+    document.removeEventListener("visibilitychange", watchAsVisible);
     // Another page of the app: the room's socket stays, so say the media ended.
     session?.stop(true);
     if (conn.media === session) conn.media = null;

@@ -75,6 +75,7 @@ impl Room {
                 | ClientMessage::Answer { .. }
                 | ClientMessage::IceCandidate { .. }
                 | ClientMessage::StopMedia {}
+                | ClientMessage::Watch { .. }
         );
         let media_granted = member.grants.publish || member.grants.subscribe;
         if (needs_chat && !member.grants.chat)
@@ -136,6 +137,7 @@ impl Room {
             ClientMessage::EndRoom {} => self.end(now, CloseReason::Ended),
             ClientMessage::Leave {} => self.leave(now, &id),
             ClientMessage::StopMedia {} => self.end_media(now, &id),
+            ClientMessage::Watch { video } => self.watch(now, conn, id, video),
             ClientMessage::MediaState {
                 audio,
                 video,

@@ -14,6 +14,7 @@ use super::{ConnId, Output, Room};
 use crate::media::{MediaInput, MediaKind, MediaOutput};
 use crate::protocol::{
     ClientMessage, ErrorCode, MediaEndReason, Sending, ServerEvent, TrackKind, MAX_SCREEN_MIDS,
+    MAX_WATCHED,
 };
 
 impl Room {
@@ -64,6 +65,27 @@ impl Room {
                     participant: id.to_owned(),
                 }));
             }
+        }
+    }
+
+    /// Whose video a member wants (`watch`), for the media core.
+    pub(super) fn watch(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        id: String,
+        video: Option<Vec<String>>,
+    ) {
+        if video.as_ref().is_some_and(|v| v.len() > MAX_WATCHED) {
+            let text = format!("`watch` lists at most {MAX_WATCHED} participants");
+            return self.error(now, conn, ErrorCode::LimitReached, text, None);
+        }
+        let has_session = self.members.get(&id).is_some_and(|m| m.media);
+        if has_session {
+            self.out.push_back(Output::Media(MediaInput::Watch {
+                participant: id,
+                video,
+            }));
         }
     }
 

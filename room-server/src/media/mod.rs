@@ -82,6 +82,12 @@ pub enum MediaInput {
     /// The participant left the room (or lost the grants): end their session and
     /// unpublish their tracks everywhere.
     Leave { participant: String },
+    /// `participant` wants video only from the participants in `video` (None:
+    /// from everyone). For their current session.
+    Watch {
+        participant: String,
+        video: Option<Vec<String>>,
+    },
     /// A moderator stopped (`muted`) or allowed again forwarding `participant`'s
     /// media of `kind`. Kept across that participant's sessions.
     Mute {

@@ -95,6 +95,8 @@ pub(crate) struct Session {
     pub muted_video: bool,
     /// Until when the session may take to connect; `None` once it has.
     connect_deadline: Option<Instant>,
+    /// Whose video this participant wants (`watch`); None: everyone's.
+    pub watching: Option<HashSet<String>>,
 }
 
 impl Session {
@@ -139,6 +141,7 @@ impl Session {
             muted_audio: false,
             muted_video: false,
             connect_deadline: None,
+            watching: None,
         })
     }
 
@@ -155,6 +158,11 @@ impl Session {
             MediaKind::Audio => self.muted_audio = muted,
             MediaKind::Video => self.muted_video = muted,
         }
+    }
+
+    /// Whether this participant wants `publisher`'s video forwarded.
+    pub(crate) fn watches(&self, publisher: &str) -> bool {
+        self.watching.as_ref().is_none_or(|w| w.contains(publisher))
     }
 
     /// The client's word on which of its m-lines carry a shared screen.

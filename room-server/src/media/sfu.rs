@@ -51,6 +51,8 @@ pub struct SfuStats {
     pub rtp_bytes_out: u64,
     /// RTP packets dropped because a moderator muted their publisher.
     pub rtp_muted: u64,
+    /// Video packets not sent to a subscriber who does not watch it (`watch`).
+    pub rtp_unwatched: u64,
     pub keyframe_requests: u64,
     /// Sessions ended because they did not connect in time, or failed.
     pub sessions_failed: u64,
@@ -244,6 +246,56 @@ impl Sfu {
         }
     }
 
+    /// A subscriber's `watch`: video from only these publishers; a keyframe
+    /// request for each video they take up again.
+    fn watch(&mut self, now: Instant, participant: &str, video: Option<Vec<String>>) {
+        let Some(&id) = self.by_participant.get(participant) else {
+            return;
+        };
+        let Some(session) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        let before = session.watching.take();
+        session.watching = video.map(|v| v.into_iter().collect());
+        let session = &self.sessions[&id];
+        let resumed: Vec<TrackKey> = self
+            .forward
+            .forwarded_to(id)
+            .into_iter()
+            .map(|(key, _)| key)
+            .filter(|key| {
+                let Some(info) = self.tracks.get(key) else {
+                    return false;
+                };
+                let was = before.as_ref().is_none_or(|w| w.contains(&info.owner));
+                info.kind == MediaKind::Video && !was && session.watches(&info.owner)
+            })
+            .collect();
+        for key in resumed {
+            self.request_keyframe(now, &key);
+        }
+    }
+
+    /// Ask `key`'s publisher for a keyframe of it (throttled like relayed ones).
+    fn request_keyframe(&mut self, now: Instant, key: &TrackKey) {
+        let ssrcs: Vec<u32> = self.forward.ssrcs_of(key).collect();
+        for ssrc in ssrcs {
+            if !self.throttle.allow((key.publisher, ssrc), now) {
+                continue;
+            }
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: ssrc,
+            };
+            if let Some(publisher) = self.sessions.get_mut(&key.publisher) {
+                match publisher.write_rtcp(now, &key.mid, vec![Box::new(pli)]) {
+                    Ok(()) => self.stats.keyframe_requests += 1,
+                    Err(e) => tracing::debug!(error = %e, "a keyframe request failed"),
+                }
+            }
+        }
+    }
+
     /// A moderator's mute: forwarding of `participant`'s `kind` stops (or
     /// resumes, with a keyframe request so video comes back at once).
     fn mute(&mut self, now: Instant, participant: String, kind: MediaKind, muted: bool) {
@@ -261,22 +313,14 @@ impl Sfu {
         if muted || kind != MediaKind::Video {
             return;
         }
-        let video: Vec<(TrackKey, u32)> = self
+        let video: Vec<TrackKey> = self
             .tracks
             .iter()
             .filter(|(k, t)| k.publisher == id && t.kind == MediaKind::Video)
-            .flat_map(|(k, _)| self.forward.ssrcs_of(k).map(move |ssrc| (k.clone(), ssrc)))
+            .map(|(k, _)| k.clone())
             .collect();
-        for (key, ssrc) in video {
-            let pli = PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc: ssrc,
-            };
-            if let Some(session) = self.sessions.get_mut(&id) {
-                if let Err(e) = session.write_rtcp(now, &key.mid, vec![Box::new(pli)]) {
-                    tracing::debug!(error = %e, "keyframe request after unmute failed");
-                }
-            }
+        for key in video {
+            self.request_keyframe(now, &key);
         }
     }
 
@@ -482,11 +526,16 @@ impl Sfu {
                 self.speaker.observe(now, from, byte);
             }
         }
+        let owner = self.tracks.get(&key).map(|t| t.owner.as_str());
         for (sub, sender) in self.forward.subscribers(&key) {
             let Some(session) = self.sessions.get_mut(&sub) else {
                 continue;
             };
             if !session.connected() || !session.sender_active(sender) {
+                continue;
+            }
+            if kind == Some(MediaKind::Video) && owner.is_some_and(|o| !session.watches(o)) {
+                self.stats.rtp_unwatched += 1;
                 continue;
             }
             let Some(leg) = session.sender_codec(sender, &mime) else {
@@ -566,6 +615,7 @@ impl MediaCore for Sfu {
                 sdp_mid,
             } => self.candidate(participant, candidate, sdp_mid),
             MediaInput::Leave { participant } => self.leave(now, &participant),
+            MediaInput::Watch { participant, video } => self.watch(now, &participant, video),
             MediaInput::Mute {
                 participant,
                 kind,

@@ -73,6 +73,7 @@ impl MediaShell {
             (&m.media_rtp_out, now.rtp_out, was.rtp_out),
             (&m.media_rtp_bytes_out, now.rtp_bytes_out, was.rtp_bytes_out),
             (&m.media_rtp_muted, now.rtp_muted, was.rtp_muted),
+            (&m.media_rtp_unwatched, now.rtp_unwatched, was.rtp_unwatched),
             (
                 &m.media_keyframe_requests,
                 now.keyframe_requests,

@@ -335,3 +335,34 @@ fn sdp_may_outgrow_a_chat_frame_and_nothing_else_may() {
         }
     ));
 }
+
+#[test]
+fn watch_reaches_the_media_core_only_with_a_session_and_within_bounds() {
+    let mut h = Harness::new();
+    h.join(1, "alice", Grants::participant());
+    let watch = |video: Option<Vec<String>>| ClientMessage::Watch { video };
+    assert!(
+        media_of(&h.msg(1, watch(Some(vec![])))).is_empty(),
+        "no session yet"
+    );
+    h.msg(1, offer());
+    assert_eq!(
+        media_of(&h.msg(1, watch(Some(vec!["bob".into()])))),
+        vec![MediaInput::Watch {
+            participant: "alice".into(),
+            video: Some(vec!["bob".into()])
+        }]
+    );
+    let many = (0..=crate::protocol::MAX_WATCHED)
+        .map(|i| i.to_string())
+        .collect();
+    let out = h.msg(1, watch(Some(many)));
+    assert!(media_of(&out).is_empty());
+    assert!(events(&out).iter().any(|e| matches!(
+        e,
+        ServerEvent::Error {
+            code: ErrorCode::LimitReached,
+            ..
+        }
+    )));
+}

@@ -538,3 +538,37 @@ fn the_loudest_publisher_is_named_the_active_speaker() {
     net.settle();
     assert_eq!(net.speakers.last(), Some(&None));
 }
+
+#[test]
+fn video_nobody_watches_is_not_sent_and_comes_back_with_a_keyframe() {
+    let mut net = alice_to_bob();
+    net.send_media("alice", 5);
+    net.settle();
+    let watch = |video: Option<Vec<String>>| MediaInput::Watch {
+        participant: "bob".into(),
+        video,
+    };
+    // Bob's tab is hidden: no video, audio as ever.
+    net.input(watch(Some(vec![])));
+    net.send_media("alice", 10);
+    net.settle();
+    let bob = net.peer("bob");
+    assert_eq!(count_from(bob, VIDEO_SSRC), 5, "no video for a hidden tab");
+    assert_eq!(count_from(bob, AUDIO_SSRC), 15);
+    assert_eq!(net.sfu.stats().rtp_unwatched, 10);
+    // Watching alice again: a keyframe request, and the video flows.
+    net.settle();
+    net.settle();
+    net.settle();
+    let plis = net.peer("alice").plis;
+    net.input(watch(Some(vec!["alice".into()])));
+    net.settle();
+    assert_eq!(net.peer("alice").plis, plis + 1);
+    net.send_media("alice", 5);
+    net.settle();
+    assert_eq!(count_from(net.peer("bob"), VIDEO_SSRC), 10);
+    // Everyone (null) after alice alone changes nothing for alice: no new request.
+    net.input(watch(None));
+    net.settle();
+    assert_eq!(net.peer("alice").plis, plis + 1);
+}
