@@ -1,8 +1,8 @@
 //! Prometheus metrics of one room server, in a registry owned by the server (no globals).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric this room exports, named `rendezvous_room_<thing>_<unit>`.
@@ -49,6 +49,10 @@ pub struct Metrics {
     pub media_keyframe_requests: IntCounter,
     /// Media sessions ended because they did not connect (or failed).
     pub media_sessions_failed: IntCounter,
+    /// Subscribers' reported loss per report interval, by kind.
+    pub media_subscriber_loss: HistogramVec,
+    /// Subscribers' reported interarrival jitter, by kind.
+    pub media_subscriber_jitter: HistogramVec,
 }
 
 impl Metrics {
@@ -149,8 +153,28 @@ impl Metrics {
             "rendezvous_room_media_sessions_failed_total",
             "Media sessions ended because they did not connect in time or failed",
         );
+        let media_subscriber_loss = HistogramVec::new(
+            HistogramOpts::new(
+                "rendezvous_room_media_subscriber_loss_ratio",
+                "Fraction of forwarded packets a subscriber reported lost, per report",
+            )
+            .buckets(vec![0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let media_subscriber_jitter = HistogramVec::new(
+            HistogramOpts::new(
+                "rendezvous_room_media_subscriber_jitter_seconds",
+                "Interarrival jitter a subscriber reported for a forwarded track",
+            )
+            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25]),
+            &["kind"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(participants.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(media_subscriber_loss.clone()),
+            Box::new(media_subscriber_jitter.clone()),
             Box::new(media_tracks.clone()),
             Box::new(media_subscriptions.clone()),
             Box::new(media_rtp_in.clone()),
@@ -199,6 +223,8 @@ impl Metrics {
             media_rtp_unwatched,
             media_keyframe_requests,
             media_sessions_failed,
+            media_subscriber_loss,
+            media_subscriber_jitter,
         }
     }
 

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::sender_report::SenderReport;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
@@ -25,13 +27,21 @@ use super::session::SessionId;
 /// letting a lossy subscriber make the publisher send nothing but keyframes.
 pub(crate) const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 
+/// Whether an RTCP packet carries reception reports (a subscriber's loss and
+/// jitter), which the SFU turns into metrics.
+pub(crate) fn reports_reception(packet: &dyn rtc::rtcp::Packet) -> bool {
+    let any = packet.as_any();
+    any.is::<ReceiverReport>() || any.is::<SenderReport>()
+}
+
 /// Whether an RTCP packet asks for a keyframe.
 pub(crate) fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
     let any = packet.as_any();
     any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
 }
 
-/// The interceptor that lets PLI/FIR through to the application.
+/// The interceptor that lets PLI/FIR (and reception reports, for the metrics)
+/// through to the application.
 #[derive(Default)]
 pub(crate) struct KeyframeRequestTap {
     reads: VecDeque<TaggedPacket>,
@@ -47,7 +57,8 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
-            if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
+            let wanted = |p: &dyn rtc::rtcp::Packet| is_keyframe_request(p) || reports_reception(p);
+            if packets.iter().any(|p| wanted(p.as_ref())) {
                 msg.message.add(Attribute::DeliverToApplication);
             }
         }
@@ -112,7 +123,7 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtc::rtcp::receiver_report::ReceiverReport;
+    use rtc::rtcp::goodbye::Goodbye;
     use rtc::shared::{TransportContext, TransportProtocol};
 
     fn inbound(packets: Vec<Box<dyn rtc::rtcp::Packet>>) -> TaggedPacket {
@@ -129,16 +140,20 @@ mod tests {
     }
 
     #[test]
-    fn only_keyframe_requests_reach_the_application() {
+    fn keyframe_requests_and_reports_reach_the_application() {
         let mut tap = KeyframeRequestTap::default();
         tap.handle_read(inbound(vec![Box::new(PictureLossIndication::default())]))
             .unwrap();
         tap.handle_read(inbound(vec![Box::new(ReceiverReport::default())]))
             .unwrap();
+        tap.handle_read(inbound(vec![Box::new(Goodbye::default())]))
+            .unwrap();
         let pli = tap.poll_read().unwrap();
         let rr = tap.poll_read().unwrap();
+        let bye = tap.poll_read().unwrap();
         assert!(pli.message.has(&Attribute::DeliverToApplication));
-        assert!(!rr.message.has(&Attribute::DeliverToApplication));
+        assert!(rr.message.has(&Attribute::DeliverToApplication));
+        assert!(!bye.message.has(&Attribute::DeliverToApplication));
     }
 
     #[test]

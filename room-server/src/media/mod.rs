@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 pub use session::CONNECT_TIMEOUT;
-pub use sfu::{Sfu, SfuConfig, SfuStats};
+pub use sfu::{ReceptionQuality, Sfu, SfuConfig, SfuStats};
 
 /// The interface the shell drives; [`Sfu`] is the implementation.
 pub trait MediaCore {

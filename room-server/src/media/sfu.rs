@@ -24,6 +24,8 @@ use super::session::{Leg, Session, SessionId};
 use super::speaker::SpeakerDetector;
 use super::{MediaCore, MediaInput, MediaKind, MediaOutput};
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::sender_report::SenderReport;
 
 /// Tracks forwarded per publisher: a camera, a microphone and a shared screen
 /// with its sound. More m-lines are not forwarded, so one participant cannot make
@@ -58,6 +60,20 @@ pub struct SfuStats {
     pub sessions_failed: u64,
 }
 
+/// One reception report of a subscriber about a track forwarded to it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReceptionQuality {
+    pub kind: MediaKind,
+    /// Fraction of packets lost since the previous report, 0..1.
+    pub loss: f64,
+    /// Interarrival jitter, seconds.
+    pub jitter: f64,
+}
+
+/// Reports kept until the shell takes them; beyond this many they are dropped
+/// (the shell drains after every input, so this is never reached in practice).
+const MAX_PENDING_REPORTS: usize = 1024;
+
 /// A published track as subscribers are told of it.
 #[derive(Debug, Clone)]
 struct TrackInfo {
@@ -85,6 +101,7 @@ pub struct Sfu {
     muted: HashSet<(String, MediaKind)>,
     stats: SfuStats,
     speaker: SpeakerDetector,
+    reports: Vec<ReceptionQuality>,
     /// Set by anything that may change who publishes what.
     dirty: bool,
     out: VecDeque<MediaOutput>,
@@ -118,6 +135,7 @@ impl Sfu {
             muted: HashSet::new(),
             stats: SfuStats::default(),
             speaker: SpeakerDetector::default(),
+            reports: Vec::new(),
             dirty: false,
             out: VecDeque::new(),
             next_timeout: None,
@@ -129,6 +147,11 @@ impl Sfu {
     /// Live sessions.
     pub fn sessions(&self) -> usize {
         self.sessions.len()
+    }
+
+    /// The subscribers' reception reports since the last call.
+    pub fn drain_reports(&mut self) -> std::vec::Drain<'_, ReceptionQuality> {
+        self.reports.drain(..)
     }
 
     /// Counters and gauges for `/metrics`.
@@ -490,7 +513,10 @@ impl Sfu {
                 };
                 match msg.message {
                     RTCMessage::RtpPacket(_, packet) => self.forward_rtp(now, id, packet),
-                    RTCMessage::RtcpPacket(_, packets) => self.relay_keyframe(now, id, &packets),
+                    RTCMessage::RtcpPacket(_, packets) => {
+                        self.relay_keyframe(now, id, &packets);
+                        self.reception(id, &packets);
+                    }
                     _ => {}
                 }
             }
@@ -571,6 +597,39 @@ impl Sfu {
                         Ok(()) => self.stats.keyframe_requests += 1,
                         Err(e) => tracing::debug!(error = %e, "relaying a keyframe request failed"),
                     }
+                }
+            }
+        }
+    }
+
+    /// Keep what `from`'s reports say of the tracks forwarded to them.
+    fn reception(&mut self, from: SessionId, packets: &[Box<dyn rtc::rtcp::Packet>]) {
+        for packet in packets {
+            let any = packet.as_any();
+            let blocks = if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                &rr.reports
+            } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
+                &sr.reports
+            } else {
+                continue;
+            };
+            for block in blocks {
+                let Some(key) = self.forward.forwarded_with(from, block.ssrc) else {
+                    continue;
+                };
+                let Some(kind) = self.tracks.get(key).map(|t| t.kind) else {
+                    continue;
+                };
+                let clock = match kind {
+                    MediaKind::Audio => 48_000.0,
+                    MediaKind::Video => 90_000.0,
+                };
+                if self.reports.len() < MAX_PENDING_REPORTS {
+                    self.reports.push(ReceptionQuality {
+                        kind,
+                        loss: f64::from(block.fraction_lost) / 256.0,
+                        jitter: f64::from(block.jitter) / clock,
+                    });
                 }
             }
         }

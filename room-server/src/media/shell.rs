@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use tokio::net::UdpSocket;
 
-use super::{MediaCore, MediaInput, MediaOutput, Sfu, SfuStats};
+use super::{MediaCore, MediaInput, MediaKind, MediaOutput, Sfu, SfuStats};
 use crate::core::{Input, Room};
 use crate::metrics::Metrics;
 
@@ -59,6 +59,19 @@ impl MediaShell {
 
     /// Bring the media metrics up to the SFU's counters.
     fn export(&mut self) {
+        for r in self.sfu.drain_reports() {
+            let kind = match r.kind {
+                MediaKind::Audio => "audio",
+                MediaKind::Video => "video",
+            };
+            let m = &self.metrics;
+            m.media_subscriber_loss
+                .with_label_values(&[kind])
+                .observe(r.loss);
+            m.media_subscriber_jitter
+                .with_label_values(&[kind])
+                .observe(r.jitter);
+        }
         let now = self.sfu.stats();
         let was = std::mem::replace(&mut self.exported, now);
         if now == was {

@@ -572,3 +572,36 @@ fn video_nobody_watches_is_not_sent_and_comes_back_with_a_keyframe() {
     net.settle();
     assert_eq!(net.peer("alice").plis, plis + 1);
 }
+
+#[test]
+fn subscribers_reports_give_loss_and_jitter_per_kind() {
+    let mut net = alice_to_bob();
+    net.send_media("alice", 100);
+    for _ in 0..10 {
+        net.settle();
+    }
+    let clean: Vec<_> = net.sfu.drain_reports().collect();
+    assert!(
+        clean.iter().any(|r| r.kind == MediaKind::Video)
+            && clean.iter().any(|r| r.kind == MediaKind::Audio),
+        "reports on both tracks: {clean:?}"
+    );
+    assert!(clean
+        .iter()
+        .all(|r| r.loss == 0.0 && r.jitter >= 0.0 && r.jitter < 1.0));
+
+    // Every 4th video packet to bob lost for good (the retransmissions too):
+    // his reports say so.
+    net.peer("bob").drop_every_nth_video = Some(4);
+    net.send_media("alice", 100);
+    for _ in 0..10 {
+        net.settle();
+    }
+    let lossy: Vec<_> = net.sfu.drain_reports().collect();
+    assert!(
+        lossy
+            .iter()
+            .any(|r| r.kind == MediaKind::Video && r.loss > 0.0),
+        "{lossy:?}"
+    );
+}
