@@ -9,6 +9,8 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::sdp::extmap::AUDIO_LEVEL_URI;
 use rtc::shared::error::Result;
 
+use super::MediaKind;
+
 /// Opus and VP8 only: what the SFU forwards. Without transcoding, every
 /// participant has to speak the same codecs, and these two every browser does.
 pub(crate) fn media_engine() -> Result<MediaEngine> {
@@ -17,7 +19,7 @@ pub(crate) fn media_engine() -> Result<MediaEngine> {
         RTCRtpCodecParameters {
             rtp_codec: RTCRtpCodec {
                 mime_type: MIME_TYPE_OPUS.to_owned(),
-                clock_rate: 48_000,
+                clock_rate: MediaKind::Audio.clock_rate(),
                 channels: 2,
                 sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
                 rtcp_feedback: vec![],
@@ -42,7 +44,7 @@ pub(crate) fn media_engine() -> Result<MediaEngine> {
         RTCRtpCodecParameters {
             rtp_codec: RTCRtpCodec {
                 mime_type: MIME_TYPE_VP8.to_owned(),
-                clock_rate: 90_000,
+                clock_rate: MediaKind::Video.clock_rate(),
                 channels: 0,
                 sdp_fmtp_line: String::new(),
                 rtcp_feedback: feedback,

@@ -50,6 +50,16 @@ pub enum MediaKind {
     Video,
 }
 
+impl MediaKind {
+    /// The RTP clock of the one codec the SFU speaks for this kind (Opus, VP8).
+    pub const fn clock_rate(self) -> u32 {
+        match self {
+            MediaKind::Audio => 48_000,
+            MediaKind::Video => 90_000,
+        }
+    }
+}
+
 /// What the media core is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaInput {

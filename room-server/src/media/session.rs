@@ -91,8 +91,8 @@ pub(crate) struct Session {
     /// Mids of the m-lines the client said carry a shared screen.
     screen: HashSet<String>,
     /// A moderator stopped forwarding this participant's audio / video.
-    pub muted_audio: bool,
-    pub muted_video: bool,
+    muted_audio: bool,
+    muted_video: bool,
     /// Until when the session may take to connect; `None` once it has.
     connect_deadline: Option<Instant>,
     /// Whose video this participant wants (`watch`); None: everyone's.

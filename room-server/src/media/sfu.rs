@@ -254,13 +254,14 @@ impl Sfu {
     /// End the sessions that did not connect in time or lost their connection,
     /// and tell their participants.
     fn reap(&mut self, now: Instant) {
-        let mut failed = Vec::new();
-        for session in self.sessions.values_mut() {
-            self.dirty |= session.pump();
-            if session.failed(now) {
-                failed.push(session.participant.clone());
-            }
-        }
+        // Connection states are current: datagrams pump their session, timers
+        // pump every session ([`Sfu::timeout`]).
+        let failed: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| s.failed(now))
+            .map(|s| s.participant.clone())
+            .collect();
         for participant in failed {
             self.stats.sessions_failed += 1;
             tracing::info!(%participant, "media session did not connect; ended");
@@ -299,22 +300,34 @@ impl Sfu {
         }
     }
 
-    /// Ask `key`'s publisher for a keyframe of it (throttled like relayed ones).
+    /// Ask `key`'s publisher for a keyframe of it (a PLI of our own).
     fn request_keyframe(&mut self, now: Instant, key: &TrackKey) {
         let ssrcs: Vec<u32> = self.forward.ssrcs_of(key).collect();
         for ssrc in ssrcs {
-            if !self.throttle.allow((key.publisher, ssrc), now) {
-                continue;
-            }
             let pli = PictureLossIndication {
                 sender_ssrc: 0,
                 media_ssrc: ssrc,
             };
-            if let Some(publisher) = self.sessions.get_mut(&key.publisher) {
-                match publisher.write_rtcp(now, &key.mid, vec![Box::new(pli)]) {
-                    Ok(()) => self.stats.keyframe_requests += 1,
-                    Err(e) => tracing::debug!(error = %e, "a keyframe request failed"),
-                }
+            self.send_keyframe_request(now, key, ssrc, Box::new(pli));
+        }
+    }
+
+    /// Send `request` (PLI or FIR) for `key`'s stream `ssrc` to its publisher,
+    /// at most one per stream per [`super::keyframe::KEYFRAME_INTERVAL`].
+    fn send_keyframe_request(
+        &mut self,
+        now: Instant,
+        key: &TrackKey,
+        ssrc: u32,
+        request: Box<dyn rtc::rtcp::Packet>,
+    ) {
+        if !self.throttle.allow((key.publisher, ssrc), now) {
+            return;
+        }
+        if let Some(publisher) = self.sessions.get_mut(&key.publisher) {
+            match publisher.write_rtcp(now, &key.mid, vec![request]) {
+                Ok(()) => self.stats.keyframe_requests += 1,
+                Err(e) => tracing::debug!(error = %e, "a keyframe request failed"),
             }
         }
     }
@@ -532,10 +545,9 @@ impl Sfu {
         };
         self.stats.rtp_in += 1;
         self.stats.rtp_bytes_in += packet.payload.len() as u64;
-        let kind = self.tracks.get(&key).map(|t| t.kind);
-        if (publisher.muted_audio || publisher.muted_video)
-            && kind.is_some_and(|k| publisher.muted(k))
-        {
+        let info = self.tracks.get(&key);
+        let kind = info.map(|t| t.kind);
+        if kind.is_some_and(|k| publisher.muted(k)) {
             self.stats.rtp_muted += 1;
             return;
         }
@@ -552,7 +564,7 @@ impl Sfu {
                 self.speaker.observe(now, from, byte);
             }
         }
-        let owner = self.tracks.get(&key).map(|t| t.owner.as_str());
+        let owner = info.map(|t| t.owner.as_str());
         for (sub, sender) in self.forward.subscribers(&key) {
             let Some(session) = self.sessions.get_mut(&sub) else {
                 continue;
@@ -589,15 +601,7 @@ impl Sfu {
                 let Some(key) = self.forward.forwarded_with(from, ssrc).cloned() else {
                     continue;
                 };
-                if !self.throttle.allow((key.publisher, ssrc), now) {
-                    continue;
-                }
-                if let Some(publisher) = self.sessions.get_mut(&key.publisher) {
-                    match publisher.write_rtcp(now, &key.mid, vec![packet.cloned()]) {
-                        Ok(()) => self.stats.keyframe_requests += 1,
-                        Err(e) => tracing::debug!(error = %e, "relaying a keyframe request failed"),
-                    }
-                }
+                self.send_keyframe_request(now, &key, ssrc, packet.cloned());
             }
         }
     }
@@ -620,10 +624,7 @@ impl Sfu {
                 let Some(kind) = self.tracks.get(key).map(|t| t.kind) else {
                     continue;
                 };
-                let clock = match kind {
-                    MediaKind::Audio => 48_000.0,
-                    MediaKind::Video => 90_000.0,
-                };
+                let clock = f64::from(kind.clock_rate());
                 if self.reports.len() < MAX_PENDING_REPORTS {
                     self.reports.push(ReceptionQuality {
                         kind,
@@ -652,6 +653,8 @@ impl Sfu {
             if let Err(e) = session.handle_timeout(now) {
                 tracing::debug!(error = %e, "session timer");
             }
+            // A timer may fail the connection (ICE) or open a track.
+            self.dirty |= session.pump();
         }
     }
 }
