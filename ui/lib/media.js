@@ -29,6 +29,11 @@ export class MediaSession extends EventTarget {
     this.pc = null;
     /** Our shared screen's transceiver, kept once made (sharing again reuses it). */
     this.screen = null;
+    /**
+     * type → the last `media_state` / `watch` frame: the server forgets both when a
+     * media session ends, so each new session's first offer is followed by them.
+     */
+    this.kept = new Map();
     this.start();
   }
 
@@ -43,6 +48,7 @@ export class MediaSession extends EventTarget {
     this.mids.clear();
     this.screen = null;
     this.wantOffer = false;
+    this.offered = false;
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
     this.pc = pc;
     /** kind → our RTCRtpSender (camera off replaces its track with none). */
@@ -92,9 +98,22 @@ export class MediaSession extends EventTarget {
       if (this.pc !== pc) return;
       const screen = this.screen?.mid ? [this.screen.mid] : undefined;
       this.conn.send({ type: "offer", sdp: pc.localDescription.sdp, screen });
+      if (!this.offered) {
+        this.offered = true;
+        for (const frame of this.kept.values()) this.conn.send(frame);
+      }
     } catch (err) {
       this.conn.emit("notice", `Video could not start: ${err.message}`);
     }
+  }
+
+  /**
+   * Send a session-wide state frame (`media_state`, `watch`) now, or after this
+   * session's first offer, and again after every new session's.
+   */
+  keep(frame) {
+    this.kept.set(frame.type, frame);
+    if (this.offered) this.conn.send(frame);
   }
 
   /** Send `track` as our shared screen (a new m-line the first time). */

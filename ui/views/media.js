@@ -103,7 +103,7 @@ export function mediaStage(el, conn, { name }) {
   /** Tell the room what we send (after joining). */
   function tell() {
     if (!session || !stream) return;
-    conn.send({ type: "media_state", audio: on.audio && !blocked("audio"), video: on.video && !blocked("video"), screen: !!screenTrack && !blocked("video") });
+    session.keep({ type: "media_state", audio: on.audio && !blocked("audio"), video: on.video && !blocked("video"), screen: !!screenTrack && !blocked("video") });
   }
 
   function toggle(kind) {
@@ -243,7 +243,7 @@ export function mediaStage(el, conn, { name }) {
 
   /** A hidden tab watches nobody's video (the server stops sending it); audio stays. */
   function watchAsVisible() {
-    if (session) conn.send({ type: "watch", video: document.visibilityState === "hidden" ? [] : null });
+    session?.keep({ type: "watch", video: document.visibilityState === "hidden" ? [] : null });
   }
   document.addEventListener("visibilitychange", watchAsVisible);
 
@@ -273,6 +273,7 @@ export function mediaStage(el, conn, { name }) {
       restartTimer = setTimeout(() => {
         if (session && !gone) {
           stopShare();
+          // The new session's first offer is followed by what `keep` holds.
           session.start();
           apply("audio");
           apply("video");
@@ -282,7 +283,7 @@ export function mediaStage(el, conn, { name }) {
     apply("audio");
     apply("video");
     tell();
-    if (document.visibilityState === "hidden") watchAsVisible();
+    watchAsVisible();
   }
 
   function join(withMedia) {
