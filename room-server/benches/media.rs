@@ -1,9 +1,16 @@
 //! SFU benchmark: the room's media core behind a real UDP socket on loopback,
 //! against a plain UDP relay of the same packets measured in the same run.
 //!
-//! `cargo bench -p rendezvous-room --bench media` (about half a minute). Two
+//! `cargo bench -p rendezvous-room --bench media` (about half a minute). Three
 //! meetings: one publisher (Opus 50 packets/s, VP8 `VIDEO_PPS` packets/s) to
-//! 100 subscribers, and 10 people who all publish and all subscribe. Peers are
+//! 100 subscribers; 10 people who all publish and all subscribe; and the same
+//! 10 with simulcast cameras (three layers, `LAYERS`), where the SFU sends each
+//! subscriber one layer of each camera (the smallest here: nine cameras share
+//! each subscriber's bandwidth estimate) and rewrites its numbering. In that
+//! run the relay copies only what the SFU sends (audio and the small layer), and
+//! the SFU's latency is taken after the receiver decrypts (it renumbers, so
+//! only the payload, which carries the send time, tells packets apart): the
+//! receiver's SRTP cost is in the SFU's figure and not in the relay's. Peers are
 //! `rtc` peer connections (real ICE, DTLS-SRTP) on sockets of their own, driven by
 //! one thread; the SFU runs alone on another thread, as the room's media loop
 //! does, with one socket. The relay baseline is a thread that copies every RTP
@@ -25,7 +32,10 @@ use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// The instant simulcast payloads count their send times from.
+static EPOCH: OnceLock<Instant> = OnceLock::new();
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -38,6 +48,7 @@ use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8,
 };
 use rtc::peer_connection::event::RTCPeerConnectionEvent;
+use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
@@ -52,6 +63,12 @@ const VIDEO_PPS: u32 = 300;
 const AUDIO_PPS: u32 = 50;
 const VIDEO_BYTES: usize = 1100;
 const AUDIO_BYTES: usize = 120;
+/// Simulcast layers: RTP stream id, packets per second, bytes, frame height.
+const LAYERS: [(&str, u32, usize, u16); 3] = [
+    ("q", 60, 400, 180),
+    ("h", 120, 900, 360),
+    ("f", VIDEO_PPS, VIDEO_BYTES, 720),
+];
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
@@ -69,12 +86,17 @@ fn main() {
         &format!("{meeting} × {meeting} meeting (no simulcast)"),
         &all,
     );
+    let sim = Meeting::simulcast(meeting).measure(window);
+    report(
+        &format!("{meeting} × {meeting} meeting, simulcast (3 layers; the smallest forwarded)"),
+        &sim,
+    );
     println!(
         "process RSS: {} KiB before, {} KiB peak (SFU, its sessions and every peer)",
         rss0,
         rss_kib("VmHWM")
     );
-    for (name, r) in [("fan-out", &one), ("meeting", &all)] {
+    for (name, r) in [("fan-out", &one), ("meeting", &all), ("simulcast", &sim)] {
         assert!(
             r.sfu.receivers_reached == r.receivers && r.relay.receivers_reached == r.receivers,
             "{name}: media reached {} (SFU) and {} (relay) of {} receivers",
@@ -147,6 +169,16 @@ struct Outcome {
     relay: Run,
 }
 
+/// How a simulcast layer names itself: the header extension ids of `sdes:mid`
+/// and `sdes:rtp-stream-id`, its mid and RTP stream id; and its frame height.
+struct LayerTag {
+    mid_id: u8,
+    rid_id: u8,
+    mid: String,
+    rid: String,
+    height: u16,
+}
+
 /// One peer: a socket of its own and an `rtc` peer connection.
 struct Peer {
     name: String,
@@ -156,6 +188,10 @@ struct Peer {
     connected: bool,
     /// (ssrc, sender, payload type, packet size, packets per second).
     senders: Vec<(u32, RTCRtpSenderId, u8, usize, u32)>,
+    /// Per sender: what names a simulcast layer.
+    layers: Vec<Option<LayerTag>>,
+    /// Latencies taken from decrypted payloads (simulcast runs).
+    decrypted: Vec<Duration>,
     seq: u16,
     /// RTP packets received in the current window.
     received: u64,
@@ -183,6 +219,8 @@ impl Peer {
             pc,
             connected: false,
             senders: Vec::new(),
+            layers: Vec::new(),
+            decrypted: Vec::new(),
             seq: 1,
             received: 0,
         }
@@ -226,6 +264,94 @@ impl Peer {
                 .unwrap();
             self.senders
                 .push((ssrc, RTCRtpSenderId::from(t), pt, bytes, pps));
+            self.layers.push(None);
+        }
+    }
+
+    /// Sendonly Opus (SSRC `base`) and a simulcast VP8 camera: the `LAYERS`,
+    /// SSRCs `base + 1` on.
+    fn publish_simulcast(&mut self, base: u32) {
+        let coding = test_peer::send_encoding(RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2, base);
+        let id = format!("{}-{base:x}", self.name);
+        let track = MediaStreamTrack::new(
+            id.clone(),
+            id.clone(),
+            id,
+            RtpCodecKind::Audio,
+            vec![coding],
+        );
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![],
+            send_encodings: vec![],
+        };
+        let t = self
+            .pc
+            .add_transceiver_from_track(track, Some(init))
+            .unwrap();
+        self.senders
+            .push((base, RTCRtpSenderId::from(t), 111, AUDIO_BYTES, AUDIO_PPS));
+        self.layers.push(None);
+        let encodings: Vec<_> = LAYERS
+            .iter()
+            .enumerate()
+            .map(|(i, (rid, ..))| {
+                let ssrc = base + 1 + i as u32;
+                let mut e =
+                    test_peer::send_encoding(RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0, ssrc);
+                e.rtp_coding_parameters.rid = (*rid).to_owned();
+                e
+            })
+            .collect();
+        let id = format!("{}-camera", self.name);
+        let track = MediaStreamTrack::new(
+            id.clone(),
+            id.clone(),
+            id,
+            RtpCodecKind::Video,
+            encodings.clone(),
+        );
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![],
+            send_encodings: encodings,
+        };
+        let t = RTCRtpSenderId::from(
+            self.pc
+                .add_transceiver_from_track(track, Some(init))
+                .unwrap(),
+        );
+        for (i, (rid, pps, bytes, height)) in LAYERS.iter().enumerate() {
+            self.senders
+                .push((base + 1 + i as u32, t, 96, *bytes, *pps));
+            // Extension ids and the mid are known once negotiated (`tag_layers`).
+            self.layers.push(Some(LayerTag {
+                mid_id: 0,
+                rid_id: 0,
+                mid: String::new(),
+                rid: (*rid).to_owned(),
+                height: *height,
+            }));
+        }
+    }
+
+    /// Fill in the negotiated mid and header extension ids of the simulcast layers.
+    fn tag_layers(&mut self) {
+        for (k, layer) in self.layers.iter_mut().enumerate() {
+            let Some(tag) = layer.as_mut() else {
+                continue;
+            };
+            let sender = self.senders[k].1;
+            let mut s = self.pc.rtp_sender(sender).unwrap();
+            let exts = &s.get_parameters().rtp_parameters.header_extensions;
+            let id_of = |uri: &str| exts.iter().find(|e| e.uri == uri).map(|e| e.id as u8);
+            tag.mid_id = id_of(rtc::sdp::extmap::SDES_MID_URI).expect("mid negotiated");
+            tag.rid_id = id_of(rtc::sdp::extmap::SDES_RTP_STREAM_ID_URI).expect("rid negotiated");
+            tag.mid = self
+                .pc
+                .rtp_transceiver(sender.into())
+                .and_then(|t| t.mid().clone())
+                .expect("negotiated");
         }
     }
 
@@ -258,7 +384,25 @@ impl Peer {
                 self.connected = s == RTCPeerConnectionState::Connected;
             }
         }
-        while self.pc.poll_read().is_some() {}
+        while let Some(msg) = self.pc.poll_read() {
+            // Simulcast runs: the last 8 payload bytes are the send time.
+            if let RTCMessage::RtpPacket(_, p) = msg.message {
+                if let Some(sent) = p
+                    .payload
+                    .len()
+                    .checked_sub(8)
+                    .and_then(|at| p.payload.get(at..))
+                {
+                    let nanos = u64::from_be_bytes(sent.try_into().unwrap());
+                    if let Some(t) = EPOCH.get() {
+                        let at = *t + Duration::from_nanos(nanos);
+                        self.decrypted
+                            .push(Instant::now().saturating_duration_since(at));
+                        self.received += 1;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -295,6 +439,15 @@ impl Meeting {
     /// `publishers` who also subscribe, and `viewers` who only subscribe; all
     /// connected to the SFU and every forwarded track negotiated.
     fn new(publishers: usize, viewers: usize) -> Self {
+        Self::build(publishers, viewers, false)
+    }
+
+    /// `people` who all publish a simulcast camera and audio, and subscribe.
+    fn simulcast(people: usize) -> Self {
+        Self::build(people, 0, true)
+    }
+
+    fn build(publishers: usize, viewers: usize, simulcast: bool) -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = socket.local_addr().unwrap();
         let sfu = Sfu::new(SfuConfig {
@@ -305,7 +458,9 @@ impl Meeting {
         let mut peers = Vec::new();
         for i in 0..publishers + viewers {
             let mut p = Peer::new(format!("p{i}"), now);
-            if i < publishers {
+            if i < publishers && simulcast {
+                p.publish_simulcast(0x1000_0000 + 4 * i as u32);
+            } else if i < publishers {
                 p.publish(0x1000_0000 + 2 * i as u32);
             }
             peers.push(p);
@@ -360,6 +515,9 @@ impl Meeting {
         m.socket
             .set_read_timeout(Some(Duration::from_millis(1)))
             .unwrap();
+        for p in &mut m.peers {
+            p.tag_layers();
+        }
         m
     }
 
@@ -624,6 +782,8 @@ fn drive(
     }
     let mut buf = vec![0u8; 2048];
     let mut seq_of: Vec<HashMap<u32, u16>> = peers.iter().map(|_| HashMap::new()).collect();
+    let simulcast = peers.iter().any(|p| p.layers.iter().any(Option::is_some));
+    let epoch = *EPOCH.get_or_init(Instant::now);
     while start.elapsed() < window {
         let now = Instant::now();
         for (i, p) in peers.iter_mut().enumerate() {
@@ -632,9 +792,32 @@ fn drive(
                     continue;
                 }
                 next_send[i][k] += Duration::from_secs(1) / pps;
+                let layer = p.layers[k].as_ref();
+                // The relay gets what the SFU forwards: audio and the small layer.
+                if relay.is_some() && layer.is_some_and(|l| l.rid != LAYERS[0].0) {
+                    continue;
+                }
                 let seq = seq_of[i].entry(ssrc).or_insert(p.seq);
                 *seq = seq.wrapping_add(1);
-                let packet = rtc::rtp::Packet {
+                let mut payload = vec![0x10; bytes];
+                if let Some(LayerTag { height, .. }) = layer {
+                    // A VP8 frame start (15-bit picture id), a keyframe of
+                    // its size every 30 packets.
+                    let pic = *seq & 0x7fff;
+                    payload[..4].copy_from_slice(&[0x90, 0x80, 0x80 | (pic >> 8) as u8, pic as u8]);
+                    if *seq % 30 == 2 {
+                        payload[4..12]
+                            .copy_from_slice(&[0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x00, 0x05]);
+                        payload[12..14].copy_from_slice(&height.to_le_bytes());
+                    } else {
+                        payload[4] = 0x11;
+                    }
+                }
+                if simulcast {
+                    let nanos = (now - epoch).as_nanos() as u64;
+                    payload[bytes - 8..].copy_from_slice(&nanos.to_be_bytes());
+                }
+                let mut packet = rtc::rtp::Packet {
                     header: rtc::rtp::header::Header {
                         version: 2,
                         payload_type: pt,
@@ -644,8 +827,25 @@ fn drive(
                         marker: true,
                         ..Default::default()
                     },
-                    payload: bytes::Bytes::from(vec![0x10; bytes]),
+                    payload: bytes::Bytes::from(payload),
                 };
+                // A layer names itself on its first packets, as browsers do.
+                if let Some(LayerTag {
+                    mid_id,
+                    rid_id,
+                    mid,
+                    rid,
+                    ..
+                }) = layer
+                {
+                    if *seq < 22 {
+                        let h = &mut packet.header;
+                        let _ =
+                            h.set_extension(*mid_id, bytes::Bytes::from(mid.clone().into_bytes()));
+                        let _ =
+                            h.set_extension(*rid_id, bytes::Bytes::from(rid.clone().into_bytes()));
+                    }
+                }
                 sent.insert((ssrc, *seq), now);
                 let _ = p.pc.rtp_sender(sender).unwrap().write_rtp(now, packet);
             }
@@ -657,7 +857,10 @@ fn drive(
                 let _ = p.socket.send_to(&msg.message, to);
             }
             while let Ok((n, from)) = p.socket.recv_from(&mut buf) {
-                if let Some(key) = rtp_header(&buf[..n]) {
+                if simulcast && relay.is_none() && from == sfu {
+                    // Renumbered: timed from the decrypted payload (`events`).
+                    p.read(Instant::now(), from, &buf[..n]);
+                } else if let Some(key) = rtp_header(&buf[..n]) {
                     // Timed, not decrypted: the receivers' cost is not measured.
                     if let Some(t) = sent.get(&key) {
                         lat.push(Instant::now() - *t);
@@ -672,6 +875,9 @@ fn drive(
                 let _ = p.pc.handle_timeout(now);
             }
         }
+    }
+    for p in peers.iter_mut() {
+        lat.append(&mut p.decrypted);
     }
     let reached = peers.iter().filter(|p| p.received > 0).count();
     (lat, reached)

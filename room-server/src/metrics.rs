@@ -47,6 +47,8 @@ pub struct Metrics {
     pub media_rtp_unwatched: IntCounter,
     /// Keyframe requests (PLI/FIR) relayed to publishers, after the throttle.
     pub media_keyframe_requests: IntCounter,
+    /// Subscribers' streams of simulcast tracks moved to another layer.
+    pub media_layer_switches: IntCounter,
     /// Media sessions ended because they did not connect (or failed).
     pub media_sessions_failed: IntCounter,
     /// Subscribers' reported loss per report interval, by kind.
@@ -149,6 +151,10 @@ impl Metrics {
             "rendezvous_room_media_keyframe_requests_total",
             "Keyframe requests (PLI/FIR) relayed to publishers",
         );
+        let media_layer_switches = counter(
+            "rendezvous_room_media_simulcast_layer_switches_total",
+            "Times a subscriber's stream of a simulcast track moved to another layer",
+        );
         let media_sessions_failed = counter(
             "rendezvous_room_media_sessions_failed_total",
             "Media sessions ended because they did not connect in time or failed",
@@ -184,6 +190,7 @@ impl Metrics {
             Box::new(media_rtp_muted.clone()),
             Box::new(media_rtp_unwatched.clone()),
             Box::new(media_keyframe_requests.clone()),
+            Box::new(media_layer_switches.clone()),
             Box::new(media_sessions_failed.clone()),
             Box::new(media_sessions.clone()),
             Box::new(media_datagrams_in.clone()),
@@ -222,6 +229,7 @@ impl Metrics {
             media_rtp_muted,
             media_rtp_unwatched,
             media_keyframe_requests,
+            media_layer_switches,
             media_sessions_failed,
             media_subscriber_loss,
             media_subscriber_jitter,

@@ -9,6 +9,8 @@
 //! Sequence numbers are per room and strictly increasing on every connection; a
 //! connection sees gaps where the room addressed an event to someone else.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this server speaks; sent in `hello` and `welcome`.
@@ -113,8 +115,15 @@ pub enum ClientMessage {
     StopMedia {},
     /// WebRTC: whose video you want forwarded: `null` everyone's (the default),
     /// a list of participant ids only theirs, `[]` nobody's (a hidden tab). At
-    /// most [`MAX_WATCHED`] ids. Audio always flows.
-    Watch { video: Option<Vec<String>> },
+    /// most [`MAX_WATCHED`] ids. Audio always flows. `heights`: the height in
+    /// device pixels you show each participant's camera at, so that of a
+    /// simulcast camera you get the smallest layer at least that tall (at most
+    /// [`MAX_WATCHED`] entries; absent: as large as your bandwidth allows).
+    Watch {
+        video: Option<Vec<String>>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        heights: BTreeMap<String, u32>,
+    },
     /// What you send now, for everyone to see: microphone on (`audio`), camera
     /// on (`video`), sharing your screen (`screen`). Needs grant `publish`.
     MediaState {

@@ -6,6 +6,18 @@
 // add a shared screen; when our offer crosses one of the server's, ours wins (the
 // server rolls its own back and offers again after).
 
+/**
+ * The camera goes out three times (simulcast): a quarter, half and full size.
+ * The server sends each viewer the one that fits their bandwidth and the size
+ * of the tile they show it in; the browser drops the upper ones itself when its
+ * own uplink or CPU cannot carry them.
+ */
+export const CAMERA_LAYERS = [
+  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "f", maxBitrate: 1_500_000 },
+];
+
 /** The key of one tile: a person's camera and microphone, or their shared screen. */
 export function tileKey(participantId, screen) {
   return screen ? `${participantId}:screen` : participantId;
@@ -55,7 +67,9 @@ export class MediaSession extends EventTarget {
     this.senders = new Map();
     if (this.stream) {
       for (const track of this.stream.getTracks()) {
-        const t = pc.addTransceiver(track, { direction: "sendonly", streams: [this.stream] });
+        const init = { direction: "sendonly", streams: [this.stream] };
+        if (track.kind === "video") init.sendEncodings = CAMERA_LAYERS.map((l) => ({ ...l }));
+        const t = pc.addTransceiver(track, init);
         this.senders.set(track.kind, t.sender);
       }
     } else {
@@ -207,18 +221,32 @@ export class MediaSession extends EventTarget {
     }
   }
 
-  /** Per tile key: video frames decoded and audio packets received. */
+  /**
+   * Per tile key: video frames decoded and their height, audio packets received;
+   * under the key "sent", the simulcast layers of our camera that go out
+   * (rid → {bytesSent, frameHeight}).
+   */
   async stats() {
     const out = new Map();
     if (!this.pc) return out;
     const report = await this.pc.getStats();
+    const sent = {};
+    for (const s of report.values()) {
+      if (s.type === "outbound-rtp" && s.kind === "video" && s.rid) {
+        sent[s.rid] = { bytesSent: s.bytesSent || 0, frameHeight: s.frameHeight || 0 };
+      }
+    }
+    out.set("sent", sent);
     for (const s of report.values()) {
       if (s.type !== "inbound-rtp") continue;
       const info = this.mids.get(s.mid);
       if (!info) continue;
       const key = tileKey(info.participantId, info.screen);
       const o = out.get(key) || { framesDecoded: 0, audioPackets: 0, packetsLost: 0, packets: 0 };
-      if (s.kind === "video") o.framesDecoded += s.framesDecoded || 0;
+      if (s.kind === "video") {
+        o.framesDecoded += s.framesDecoded || 0;
+        o.frameHeight = s.frameHeight || 0;
+      }
       if (s.kind === "audio") o.audioPackets += s.packetsReceived || 0;
       o.packets += s.packetsReceived || 0;
       o.packetsLost += Math.max(0, s.packetsLost || 0);

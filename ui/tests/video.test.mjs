@@ -1,7 +1,8 @@
 // Video through the room's SFU in Chromium with fake cameras and microphones: every
 // page decodes every other publisher's video and receives their audio; a camera
 // turned off stops the others' decoders; a viewer without camera sees everyone; the
-// host's mute stops someone's audio at the server; a shared screen gets a tile.
+// host's mute stops someone's audio at the server; a shared screen gets a tile;
+// cameras go out in simulcast layers and a small tile gets a small one.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { BASE, account, assertNoProblems, launch, person, registerVia, shot } from "./helpers.mjs";
@@ -11,6 +12,12 @@ const FAKE_MEDIA = [
   "--autoplay-policy=no-user-gesture-required", "--disable-features=WebRtcHideLocalIpsWithMdns",
   "--auto-select-desktop-capture-source=Entire screen",
 ];
+
+/** The height of the frames `page` decodes of `name`'s camera (its last stats poll). */
+async function heightOf(page, name) {
+  const tile = page.locator(".tile.remote:not(.screen)", { hasText: name });
+  return Number((await tile.getAttribute("data-frame-height")) || 0);
+}
 
 async function framesOf(page, name) {
   const tile = page.locator(".tile.remote", { hasText: name });
@@ -55,6 +62,9 @@ test("people in a video room see and hear each other through the SFU", async () 
     await decodes(ben.page, "Ana Video");
     await ana.page.waitForFunction(() => [...document.querySelectorAll(".tile.remote")].some((t) => Number(t.dataset.audioPackets) > 0));
     await ben.page.waitForFunction(() => [...document.querySelectorAll(".tile.remote")].some((t) => Number(t.dataset.audioPackets) > 0));
+    // Simulcast: Ana's camera goes out in two layers or more (the browser drops
+    // those its uplink or CPU cannot carry); Ben gets one of them, whole.
+    await ana.page.waitForFunction(() => (document.querySelector(".tile.self")?.dataset.layers || "").split(" ").filter(Boolean).length >= 2, null, { timeout: 30_000 });
 
     // A viewer without camera: sees both, sends nothing (so nobody gets a tile of them).
     await joinVideo(cam, link, false);
@@ -102,6 +112,24 @@ test("people in a video room see and hear each other through the SFU", async () 
     assert.ok(hidden1 - hidden0 <= 2, `video still sent to a hidden tab: ${hidden0} → ${hidden1}`);
     await setHidden(false);
     await decodes(cam.page, "Ana Video", hidden1 + 10);
+
+    // Cam's video grid narrows to one small column: Ana's tile is smaller than
+    // the layer Cam gets, so the server switches Cam to a smaller layer of her
+    // camera (the page tells it the tile's height), and Cam's decoder goes on
+    // across the seam. Wide again, the larger layer comes back.
+    const tileHeight = () => cam.page.evaluate(() => document.querySelector(".tile.remote:not(.screen) video").clientHeight);
+    await cam.page.waitForFunction((n) => [...document.querySelectorAll(".tile.remote:not(.screen)")].some((t) => t.textContent.includes(n) && Number(t.dataset.frameHeight) > 0), "Ana Video");
+    const wide = await tileHeight();
+    const tall = await heightOf(cam.page, "Ana Video");
+    await cam.page.evaluate(() => { document.querySelector(".grid").style.width = "240px"; });
+    const narrow = await tileHeight();
+    const smaller = ([n, h]) => [...document.querySelectorAll(".tile.remote:not(.screen)")].some((t) => t.textContent.includes(n) && Number(t.dataset.frameHeight) > 0 && Number(t.dataset.frameHeight) < h);
+    await cam.page.waitForFunction(smaller, ["Ana Video", tall], { timeout: 30_000 });
+    const small = await heightOf(cam.page, "Ana Video");
+    await decodes(cam.page, "Ana Video", (await framesOf(cam.page, "Ana Video")) + 10);
+    await cam.page.evaluate(() => { document.querySelector(".grid").style.width = ""; });
+    await cam.page.waitForFunction(([n, h]) => [...document.querySelectorAll(".tile.remote:not(.screen)")].some((t) => t.textContent.includes(n) && Number(t.dataset.frameHeight) > h), ["Ana Video", small], { timeout: 30_000 });
+    console.log(`simulcast: Cam decodes Ana at ${tall} px in a ${wide} px tile, at ${small} px in a ${narrow} px tile`);
 
     // Everyone sees that Ana's camera is off (her `media_state`), not a frozen frame.
     await ana.page.getByRole("button", { name: "Camera on" }).click();

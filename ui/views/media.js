@@ -185,6 +185,7 @@ export function mediaStage(el, conn, { name }) {
       t = { el, video: v, label, badges, tools, participantId, screen };
       tiles.set(key, t);
       grid.append(el);
+      watchSoon();
     }
     if (t.video.srcObject !== media) t.video.srcObject = media;
     decorate(t);
@@ -241,11 +242,32 @@ export function mediaStage(el, conn, { name }) {
   }
   conn.addEventListener("change", onChange);
 
-  /** A hidden tab watches nobody's video (the server stops sending it); audio stays. */
+  /**
+   * A hidden tab watches nobody's video (the server stops sending it); audio
+   * stays. A visible one says how tall it shows each camera, so the server can
+   * send a small tile a small layer.
+   */
+  let lastWatch = "";
   function watchAsVisible() {
-    session?.keep({ type: "watch", video: document.visibilityState === "hidden" ? [] : null });
+    const heights = {};
+    for (const t of tiles.values()) {
+      const px = Math.round(t.video.clientHeight * (window.devicePixelRatio || 1));
+      if (!t.screen && px > 0) heights[t.participantId] = px;
+    }
+    const frame = { type: "watch", video: document.visibilityState === "hidden" ? [] : null, heights };
+    const text = JSON.stringify(frame);
+    if (text === lastWatch || !session) return;
+    lastWatch = text;
+    session.keep(frame);
   }
   document.addEventListener("visibilitychange", watchAsVisible);
+  let resizeTimer;
+  function watchSoon() {
+    clearTimeout(resizeTimer);
+    resizeTimer = setTimeout(watchAsVisible, 300);
+  }
+  const resized = new ResizeObserver(watchSoon);
+  resized.observe(grid);
 
   async function pollStats() {
     if (!session || gone) return;
@@ -253,19 +275,24 @@ export function mediaStage(el, conn, { name }) {
     for (const [key, t] of tiles) {
       const s = stats.get(key);
       t.el.dataset.framesDecoded = String(s?.framesDecoded || 0);
+      t.el.dataset.frameHeight = String(s?.frameHeight || 0);
       t.el.dataset.audioPackets = String(s?.audioPackets || 0);
       t.label.textContent = quality(s);
     }
+    const sent = stats.get("sent") || {};
+    self.dataset.layers = Object.keys(sent).filter((rid) => sent[rid].bytesSent > 0).sort().join(" ");
     statsTimer = setTimeout(pollStats, STATS_EVERY_MS);
   }
 
   function begin() {
     session = new MediaSession(conn, stream);
+    lastWatch = "";
     conn.media = session;
     session.addEventListener("remote", (e) => remoteTile(e.detail));
     session.addEventListener("gone", (e) => {
       tiles.get(e.detail.key)?.el.remove();
       tiles.delete(e.detail.key);
+      watchSoon();
     });
     session.addEventListener("ended", () => {
       conn.emit("notice", "Video could not connect to the room; trying again… (a network that blocks UDP stops video)");
@@ -340,6 +367,8 @@ export function mediaStage(el, conn, { name }) {
     gone = true;
     clearTimeout(statsTimer);
     clearTimeout(restartTimer);
+    clearTimeout(resizeTimer);
+    resized.disconnect();
     conn.removeEventListener("change", onChange);
     document.removeEventListener("visibilitychange", watchAsVisible);
     // Another page of the app: the room's socket stays, so say the media ended.

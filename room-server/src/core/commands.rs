@@ -137,7 +137,7 @@ impl Room {
             ClientMessage::EndRoom {} => self.end(now, CloseReason::Ended),
             ClientMessage::Leave {} => self.leave(now, &id),
             ClientMessage::StopMedia {} => self.end_media(now, &id),
-            ClientMessage::Watch { video } => self.watch(now, conn, id, video),
+            ClientMessage::Watch { video, heights } => self.watch(now, conn, id, video, heights),
             ClientMessage::MediaState {
                 audio,
                 video,

@@ -8,6 +8,7 @@
 //!
 //! [`Input::Media`]: super::Input::Media
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use super::{ConnId, Output, Room};
@@ -75,8 +76,9 @@ impl Room {
         conn: ConnId,
         id: String,
         video: Option<Vec<String>>,
+        heights: BTreeMap<String, u32>,
     ) {
-        if video.as_ref().is_some_and(|v| v.len() > MAX_WATCHED) {
+        if video.as_ref().is_some_and(|v| v.len() > MAX_WATCHED) || heights.len() > MAX_WATCHED {
             let text = format!("`watch` lists at most {MAX_WATCHED} participants");
             return self.error(now, conn, ErrorCode::LimitReached, text, None);
         }
@@ -85,6 +87,7 @@ impl Room {
             self.out.push_back(Output::Media(MediaInput::Watch {
                 participant: id,
                 video,
+                heights,
             }));
         }
     }

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::sansio::Protocol;
@@ -34,14 +35,20 @@ pub(crate) fn reports_reception(packet: &dyn rtc::rtcp::Packet) -> bool {
     any.is::<ReceiverReport>() || any.is::<SenderReport>()
 }
 
+/// Whether an RTCP packet is a receiver's bandwidth estimate (REMB), which caps
+/// the simulcast layer it is sent.
+pub(crate) fn is_remb(packet: &dyn rtc::rtcp::Packet) -> bool {
+    packet.as_any().is::<ReceiverEstimatedMaximumBitrate>()
+}
+
 /// Whether an RTCP packet asks for a keyframe.
 pub(crate) fn is_keyframe_request(packet: &dyn rtc::rtcp::Packet) -> bool {
     let any = packet.as_any();
     any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
 }
 
-/// The interceptor that lets PLI/FIR (and reception reports, for the metrics)
-/// through to the application.
+/// The interceptor that lets PLI/FIR (and reception reports and REMB, for the
+/// metrics and the simulcast layer choice) through to the application.
 #[derive(Default)]
 pub(crate) struct KeyframeRequestTap {
     reads: VecDeque<TaggedPacket>,
@@ -57,7 +64,9 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
-            let wanted = |p: &dyn rtc::rtcp::Packet| is_keyframe_request(p) || reports_reception(p);
+            let wanted = |p: &dyn rtc::rtcp::Packet| {
+                is_keyframe_request(p) || reports_reception(p) || is_remb(p)
+            };
             if packets.iter().any(|p| wanted(p.as_ref())) {
                 msg.message.add(Attribute::DeliverToApplication);
             }
@@ -146,13 +155,19 @@ mod tests {
             .unwrap();
         tap.handle_read(inbound(vec![Box::new(ReceiverReport::default())]))
             .unwrap();
+        tap.handle_read(inbound(vec![Box::new(
+            ReceiverEstimatedMaximumBitrate::default(),
+        )]))
+        .unwrap();
         tap.handle_read(inbound(vec![Box::new(Goodbye::default())]))
             .unwrap();
         let pli = tap.poll_read().unwrap();
         let rr = tap.poll_read().unwrap();
+        let remb = tap.poll_read().unwrap();
         let bye = tap.poll_read().unwrap();
         assert!(pli.message.has(&Attribute::DeliverToApplication));
         assert!(rr.message.has(&Attribute::DeliverToApplication));
+        assert!(remb.message.has(&Attribute::DeliverToApplication));
         assert!(!bye.message.has(&Attribute::DeliverToApplication));
     }
 

@@ -20,13 +20,16 @@ mod keyframe;
 mod session;
 mod sfu;
 pub(crate) mod shell;
+mod simulcast;
 mod speaker;
 #[cfg(test)]
 mod test_peer;
 #[cfg(test)]
 mod tests;
 mod ufrag;
+mod vp8;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -97,6 +100,9 @@ pub enum MediaInput {
     Watch {
         participant: String,
         video: Option<Vec<String>>,
+        /// The height (device pixels) `participant` shows each publisher's
+        /// camera at: the ceiling of the simulcast layer they are sent.
+        heights: BTreeMap<String, u32>,
     },
     /// A moderator stopped (`muted`) or allowed again forwarding `participant`'s
     /// media of `kind`. Kept across that participant's sessions.

@@ -7,7 +7,7 @@
 //! offer of its own in flight; an offer left unanswered for
 //! [`OFFER_TIMEOUT`] is rolled back and the change offered again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -35,6 +35,7 @@ use rtc::shared::TaggedBytesMut;
 use super::codecs::media_engine;
 use super::forward::TrackKey;
 use super::keyframe::KeyframeRequestTap;
+use super::simulcast::Layer;
 use super::ufrag;
 use super::MediaKind;
 
@@ -47,6 +48,29 @@ pub struct SessionId(pub u64);
 pub(crate) fn stream_id(publisher: SessionId, screen: bool) -> String {
     let suffix = if screen { "s" } else { "" };
     format!("p{:x}{suffix}", publisher.0)
+}
+
+/// The SSRC a simulcast track of `publisher`'s m-line `mid` is forwarded with:
+/// the same for every subscriber, different for every track (as far as a
+/// 32-bit hash can tell), never one a browser would pick for itself on purpose.
+pub(crate) fn simulcast_ssrc(publisher: SessionId, mid: &str) -> u32 {
+    // FNV-1a over the session number and the mid.
+    let mut h: u32 = 0x811c_9dc5;
+    for b in publisher.0.to_le_bytes().iter().chain(mid.as_bytes()) {
+        h ^= u32::from(*b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h.max(1)
+}
+
+/// One track a participant sends, as [`Session::published`] describes it.
+pub(crate) struct Published {
+    pub mid: String,
+    /// The track as subscribers' senders forward it.
+    pub track: MediaStreamTrack,
+    pub screen: bool,
+    /// For a simulcast track, its layers as far as they have arrived.
+    pub simulcast: Option<Vec<Layer>>,
 }
 
 /// How one subscriber's sender carries a codec.
@@ -86,6 +110,11 @@ pub(crate) struct Session {
     /// SSRCs of this session's inbound tracks learned when their first packet came
     /// (m-lines without `a=ssrc`): one per receiver, so bounded by the m-lines.
     learned_ssrcs: HashMap<RTCRtpReceiverId, u32>,
+    /// Simulcast layers learned from their first packets, per receiver; bounded
+    /// by the RTP stream ids the SDP declared (`rtc` drops packets of others).
+    layers: HashMap<RTCRtpReceiverId, Vec<Layer>>,
+    /// Mids of the client's m-lines that are simulcast (bounded by the m-lines).
+    simulcast_mids: HashSet<String>,
     /// Forwarded tracks already announced to this participant, with their mid here.
     pub announced: HashMap<TrackKey, String>,
     /// Mids of the m-lines the client said carry a shared screen.
@@ -97,6 +126,8 @@ pub(crate) struct Session {
     connect_deadline: Option<Instant>,
     /// Whose video this participant wants (`watch`); None: everyone's.
     pub watching: Option<HashSet<String>>,
+    /// The height this participant shows each publisher's camera at (`watch`).
+    pub heights: BTreeMap<String, u32>,
 }
 
 impl Session {
@@ -136,12 +167,15 @@ impl Session {
             signaling: RTCSignalingState::Stable,
             connection: RTCPeerConnectionState::New,
             learned_ssrcs: HashMap::new(),
+            layers: HashMap::new(),
+            simulcast_mids: HashSet::new(),
             announced: HashMap::new(),
             screen: HashSet::new(),
             muted_audio: false,
             muted_video: false,
             connect_deadline: None,
             watching: None,
+            heights: BTreeMap::new(),
         })
     }
 
@@ -158,6 +192,11 @@ impl Session {
             MediaKind::Audio => self.muted_audio = muted,
             MediaKind::Video => self.muted_video = muted,
         }
+    }
+
+    /// The height this participant shows `publisher`'s camera at, if they said.
+    pub(crate) fn rendered_height(&self, publisher: &str) -> Option<u32> {
+        self.heights.get(publisher).copied()
     }
 
     /// Whether this participant wants `publisher`'s video forwarded.
@@ -304,10 +343,29 @@ impl Session {
                         self.connect_deadline = None;
                     }
                 }
-                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                    let old = self.learned_ssrcs.insert(init.receiver_id, init.ssrc);
-                    learned |= old != Some(init.ssrc);
-                }
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => match init.rid {
+                    Some(rid) if !rid.is_empty() => {
+                        let layers = self.layers.entry(init.receiver_id).or_default();
+                        match layers.iter_mut().find(|l| l.rid == rid) {
+                            Some(layer) if layer.ssrc == init.ssrc => {}
+                            Some(layer) => {
+                                layer.ssrc = init.ssrc;
+                                learned = true;
+                            }
+                            None => {
+                                layers.push(Layer {
+                                    rid,
+                                    ssrc: init.ssrc,
+                                });
+                                learned = true;
+                            }
+                        }
+                    }
+                    _ => {
+                        let old = self.learned_ssrcs.insert(init.receiver_id, init.ssrc);
+                        learned |= old != Some(init.ssrc);
+                    }
+                },
                 _ => {}
             }
         }
@@ -369,8 +427,10 @@ impl Session {
     /// The tracks this participant sends, by mid, as the tracks to forward:
     /// stream id `p<session>` (`p<session>s` for a shared screen, so a browser
     /// keeps it apart from the camera), with the negotiated codecs and, where
-    /// the SDP or the first packet told us, the SSRC. True marks a screen.
-    pub(crate) fn published(&mut self) -> Vec<(String, MediaStreamTrack, bool)> {
+    /// the SDP or the first packet told us, the SSRC. A simulcast track (its
+    /// m-line has `a=simulcast`) is forwarded as one stream with an SSRC of the
+    /// SFU's ([`simulcast_ssrc`]), spliced from its layers.
+    pub(crate) fn published(&mut self) -> Vec<Published> {
         let remote = self
             .pc
             .remote_description()
@@ -408,8 +468,32 @@ impl Session {
                     .parse::<u32>()
                     .ok()
             });
+            // The client's offer says `a=simulcast:send`; its answers to our
+            // offers may not repeat it, so once seen it stays, as do layers
+            // that arrived with RTP stream ids.
+            let offered = remote.as_ref().is_some_and(|sdp| {
+                sdp.media_descriptions.iter().any(|m| {
+                    m.attribute("mid").flatten() == Some(mid.as_str())
+                        && m.attribute("simulcast")
+                            .flatten()
+                            .is_some_and(|v| v.trim_start().starts_with("send"))
+                })
+            });
+            if offered || self.layers.contains_key(&rid) {
+                self.simulcast_mids.insert(mid.clone());
+            }
+            let simulcast = self.simulcast_mids.contains(&mid);
             let learned = self.learned_ssrcs.get(&rid).copied();
-            let ssrc = from_sdp.or(learned);
+            let ssrc = if simulcast {
+                Some(simulcast_ssrc(self.id, &mid))
+            } else {
+                from_sdp.or(learned)
+            };
+            let layers = if simulcast {
+                self.layers.get(&rid).cloned().unwrap_or_default()
+            } else {
+                Vec::new()
+            };
             let codings = params
                 .rtp_parameters
                 .codecs
@@ -433,7 +517,12 @@ impl Session {
                 kind,
                 codings,
             );
-            tracks.push((mid, track, screen));
+            tracks.push(Published {
+                mid,
+                track,
+                screen,
+                simulcast: simulcast.then_some(layers),
+            });
         }
         tracks
     }

@@ -14,16 +14,22 @@ use std::time::Instant;
 use bytes::BytesMut;
 use rtc::peer_connection::message::RTCMessage;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use rtc::sdp::extmap::{AUDIO_LEVEL_URI, SDES_MID_URI};
+use rtc::sdp::extmap::{
+    AUDIO_LEVEL_URI, SDES_MID_URI, SDES_REPAIR_RTP_STREAM_ID_URI, SDES_RTP_STREAM_ID_URI,
+};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::demux::Demuxer;
 use super::forward::{ForwardTable, TrackKey};
 use super::keyframe::{is_keyframe_request, Throttle};
-use super::session::{Leg, Session, SessionId};
+use super::session::{Leg, Published, Session, SessionId};
+use super::simulcast::{choose, Estimate, Layer, LayerMeter, Splicer};
 use super::speaker::SpeakerDetector;
+use super::vp8;
 use super::{MediaCore, MediaInput, MediaKind, MediaOutput};
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 
@@ -56,6 +62,8 @@ pub struct SfuStats {
     /// Video packets not sent to a subscriber who does not watch it (`watch`).
     pub rtp_unwatched: u64,
     pub keyframe_requests: u64,
+    /// Times a subscriber's stream of a simulcast track moved to another layer.
+    pub layer_switches: u64,
     /// Sessions ended because they did not connect in time, or failed.
     pub sessions_failed: u64,
 }
@@ -70,6 +78,13 @@ pub struct ReceptionQuality {
     pub jitter: f64,
 }
 
+/// How often every subscriber's simulcast layers are chosen again.
+const SELECTION_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The bandwidth an audio track is budgeted at when a subscriber's estimate is
+/// shared out among its video.
+const AUDIO_BUDGET: u64 = 64_000;
+
 /// Reports kept until the shell takes them; beyond this many they are dropped
 /// (the shell drains after every input, so this is never reached in practice).
 const MAX_PENDING_REPORTS: usize = 1024;
@@ -81,6 +96,8 @@ struct TrackInfo {
     owner: String,
     stream_id: String,
     screen: bool,
+    /// For a simulcast track: the SSRC it is forwarded with, and its layers.
+    simulcast: Option<(u32, Vec<Layer>)>,
 }
 
 /// The SFU of one room.
@@ -102,6 +119,16 @@ pub struct Sfu {
     stats: SfuStats,
     speaker: SpeakerDetector,
     reports: Vec<ReceptionQuality>,
+    /// What each simulcast layer (publisher, SSRC) weighs and measures.
+    meters: HashMap<(SessionId, u32), LayerMeter>,
+    /// Each subscriber's stream of each simulcast track.
+    splicers: HashMap<TrackKey, HashMap<SessionId, Splicer>>,
+    /// Each subscriber's available bandwidth, and what it is sent (bits per
+    /// second, as of the last layer choice).
+    estimates: HashMap<SessionId, Estimate>,
+    sent: HashMap<SessionId, u64>,
+    /// When layers are chosen next; `None`: at the next input (a new forwarding).
+    next_selection: Option<Instant>,
     /// Set by anything that may change who publishes what.
     dirty: bool,
     out: VecDeque<MediaOutput>,
@@ -136,6 +163,11 @@ impl Sfu {
             stats: SfuStats::default(),
             speaker: SpeakerDetector::default(),
             reports: Vec::new(),
+            meters: HashMap::new(),
+            splicers: HashMap::new(),
+            estimates: HashMap::new(),
+            sent: HashMap::new(),
+            next_selection: None,
             dirty: false,
             out: VecDeque::new(),
             next_timeout: None,
@@ -244,6 +276,8 @@ impl Sfu {
             return;
         };
         self.speaker.remove(now, id);
+        self.estimates.remove(&id);
+        self.sent.remove(&id);
         if let Some(mut session) = self.sessions.remove(&id) {
             let _ = rtc::sansio::Protocol::close(&mut session.pc);
         }
@@ -272,7 +306,13 @@ impl Sfu {
 
     /// A subscriber's `watch`: video from only these publishers; a keyframe
     /// request for each video they take up again.
-    fn watch(&mut self, now: Instant, participant: &str, video: Option<Vec<String>>) {
+    fn watch(
+        &mut self,
+        now: Instant,
+        participant: &str,
+        video: Option<Vec<String>>,
+        heights: BTreeMap<String, u32>,
+    ) {
         let Some(&id) = self.by_participant.get(participant) else {
             return;
         };
@@ -281,6 +321,9 @@ impl Sfu {
         };
         let before = session.watching.take();
         session.watching = video.map(|v| v.into_iter().collect());
+        session.heights = heights;
+        // A new size may call for another layer now rather than in a while.
+        self.next_selection = None;
         let session = &self.sessions[&id];
         let resumed: Vec<TrackKey> = self
             .forward
@@ -302,7 +345,16 @@ impl Sfu {
 
     /// Ask `key`'s publisher for a keyframe of it (a PLI of our own).
     fn request_keyframe(&mut self, now: Instant, key: &TrackKey) {
-        let ssrcs: Vec<u32> = self.forward.ssrcs_of(key).collect();
+        let forwarded = self
+            .tracks
+            .get(key)
+            .and_then(|t| t.simulcast.as_ref())
+            .map(|(ssrc, _)| *ssrc);
+        let ssrcs: Vec<u32> = self
+            .forward
+            .ssrcs_of(key)
+            .filter(|s| Some(*s) != forwarded)
+            .collect();
         for ssrc in ssrcs {
             let pli = PictureLossIndication {
                 sender_ssrc: 0,
@@ -380,19 +432,22 @@ impl Sfu {
                         "forwarding only the first {MAX_TRACKS_PER_PUBLISHER} tracks"
                     );
                 }
-                for (mid, track, screen) in tracks.into_iter().take(MAX_TRACKS_PER_PUBLISHER) {
-                    published.push((
-                        TrackKey {
-                            publisher: *id,
-                            mid,
-                        },
-                        track,
-                        screen,
-                    ));
+                for Published {
+                    mid,
+                    track,
+                    screen,
+                    simulcast,
+                } in tracks.into_iter().take(MAX_TRACKS_PER_PUBLISHER)
+                {
+                    let key = TrackKey {
+                        publisher: *id,
+                        mid,
+                    };
+                    published.push((key, track, screen, simulcast));
                 }
             }
         }
-        let keys: HashSet<TrackKey> = published.iter().map(|(k, _, _)| k.clone()).collect();
+        let keys: HashSet<TrackKey> = published.iter().map(|(k, ..)| k.clone()).collect();
         let receiving: HashSet<SessionId> = self
             .sessions
             .iter()
@@ -414,17 +469,25 @@ impl Sfu {
             }
         }
         self.tracks.retain(|k, _| keys.contains(k));
-        for (key, track, screen) in published {
+        for (key, track, screen, layers) in published {
             let kind = match track.kind() {
                 RtpCodecKind::Audio => MediaKind::Audio,
                 _ => MediaKind::Video,
             };
             let owner = self.sessions[&key.publisher].participant.clone();
+            let simulcast = layers.map(|layers| {
+                for layer in &layers {
+                    self.forward.bind_ssrc(layer.ssrc, key.clone());
+                }
+                let forwarded = track.ssrcs().next().unwrap_or_default();
+                (forwarded, layers)
+            });
             let info = TrackInfo {
                 kind,
                 owner,
                 stream_id: track.stream_id().clone(),
                 screen,
+                simulcast,
             };
             self.tracks.insert(key.clone(), info);
             for ssrc in track.ssrcs() {
@@ -446,6 +509,14 @@ impl Sfu {
         let forward = &self.forward;
         self.throttle
             .retain(|(publisher, ssrc)| forward.track_of(publisher, ssrc).is_some());
+        self.meters
+            .retain(|(publisher, ssrc), _| forward.track_of(*publisher, *ssrc).is_some());
+        self.splicers.retain(|key, subs| {
+            subs.retain(|sub, _| forward.has(key, *sub));
+            !subs.is_empty()
+        });
+        // New forwardings get their first layer at once.
+        self.next_selection = None;
     }
 
     /// Offer every session whose transceivers changed, announcing its new tracks
@@ -528,7 +599,7 @@ impl Sfu {
                     RTCMessage::RtpPacket(_, packet) => self.forward_rtp(now, id, packet),
                     RTCMessage::RtcpPacket(_, packets) => {
                         self.relay_keyframe(now, id, &packets);
-                        self.reception(id, &packets);
+                        self.reception(now, id, &packets);
                     }
                     _ => {}
                 }
@@ -549,6 +620,11 @@ impl Sfu {
         let kind = info.map(|t| t.kind);
         if kind.is_some_and(|k| publisher.muted(k)) {
             self.stats.rtp_muted += 1;
+            // Each subscriber's stream picks up again at a keyframe, numbered on
+            // from where it stopped (no gap its receiver would count as loss).
+            if let Some(subs) = self.splicers.get_mut(&key) {
+                subs.values_mut().for_each(Splicer::pause);
+            }
             return;
         }
         let Some((mime, pub_exts)) = publisher.receiver_codec(&key.mid, packet.header.payload_type)
@@ -565,6 +641,20 @@ impl Sfu {
             }
         }
         let owner = info.map(|t| t.owner.as_str());
+        let simulcast = info
+            .and_then(|t| t.simulcast.as_ref())
+            .map(|(ssrc, _)| *ssrc);
+        let vp8 = match simulcast {
+            Some(_) if mime.eq_ignore_ascii_case(MIME_TYPE_VP8) => vp8::parse(&packet.payload),
+            _ => None,
+        };
+        if simulcast.is_some() {
+            self.meters
+                .entry((from, packet.header.ssrc))
+                .or_default()
+                .observe(now, packet.payload.len(), vp8.as_ref());
+        }
+        let mut splicers = simulcast.and_then(|_| self.splicers.get_mut(&key));
         for (sub, sender) in self.forward.subscribers(&key) {
             let Some(session) = self.sessions.get_mut(&sub) else {
                 continue;
@@ -574,12 +664,45 @@ impl Sfu {
             }
             if kind == Some(MediaKind::Video) && owner.is_some_and(|o| !session.watches(o)) {
                 self.stats.rtp_unwatched += 1;
+                if let Some(splicer) = splicers.as_deref_mut().and_then(|s| s.get_mut(&sub)) {
+                    splicer.pause();
+                }
                 continue;
             }
+            let spliced = match (simulcast, splicers.as_deref_mut()) {
+                (None, _) => None,
+                (Some(forwarded), Some(splicers)) => {
+                    let Some(splicer) = splicers.get_mut(&sub) else {
+                        continue;
+                    };
+                    let before = splicer.current;
+                    let h = &packet.header;
+                    let Some(spliced) =
+                        splicer.splice(now, h.ssrc, h.sequence_number, h.timestamp, vp8.as_ref())
+                    else {
+                        continue;
+                    };
+                    if before.is_some() && before != splicer.current {
+                        self.stats.layer_switches += 1;
+                    }
+                    Some((forwarded, spliced))
+                }
+                (Some(_), None) => continue,
+            };
             let Some(leg) = session.sender_codec(sender, &mime) else {
                 continue;
             };
-            let out = translate(&packet, &leg, &pub_exts);
+            let mut out = translate(&packet, &leg, &pub_exts);
+            if let Some((forwarded, spliced)) = spliced {
+                out.header.ssrc = forwarded;
+                out.header.sequence_number = spliced.sequence_number;
+                out.header.timestamp = spliced.timestamp;
+                if let (Some(info), Some(_)) = (vp8.as_ref(), spliced.picture) {
+                    let mut payload = out.payload.to_vec();
+                    Splicer::rewrite_payload(&mut payload, info, &spliced);
+                    out.payload = payload.into();
+                }
+            }
             match session.write_rtp(now, sender, out) {
                 Ok(()) => {
                     self.stats.rtp_out += 1;
@@ -601,15 +724,43 @@ impl Sfu {
                 let Some(key) = self.forward.forwarded_with(from, ssrc).cloned() else {
                     continue;
                 };
-                self.send_keyframe_request(now, &key, ssrc, packet.cloned());
+                match self.layer_of(&key, from) {
+                    // The subscriber names the SSRC it receives; the publisher
+                    // knows its layer's.
+                    Some(Some(layer)) => {
+                        let pli = PictureLossIndication {
+                            sender_ssrc: 0,
+                            media_ssrc: layer,
+                        };
+                        self.send_keyframe_request(now, &key, layer, Box::new(pli));
+                    }
+                    Some(None) => {}
+                    None => self.send_keyframe_request(now, &key, ssrc, packet.cloned()),
+                }
             }
         }
     }
 
-    /// Keep what `from`'s reports say of the tracks forwarded to them.
-    fn reception(&mut self, from: SessionId, packets: &[Box<dyn rtc::rtcp::Packet>]) {
+    /// For a simulcast track, the layer `sub` is sent or is about to be
+    /// (`Some(None)`: none yet); `None` for any other track.
+    fn layer_of(&self, key: &TrackKey, sub: SessionId) -> Option<Option<u32>> {
+        self.tracks.get(key)?.simulcast.as_ref()?;
+        let splicer = self.splicers.get(key).and_then(|s| s.get(&sub));
+        Some(splicer.and_then(|s| s.target.or(s.current)))
+    }
+
+    /// Keep what `from`'s reports say of the tracks forwarded to them, and feed
+    /// their loss and REMB to `from`'s bandwidth estimate.
+    fn reception(&mut self, now: Instant, from: SessionId, packets: &[Box<dyn rtc::rtcp::Packet>]) {
         for packet in packets {
             let any = packet.as_any();
+            if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                self.estimates
+                    .entry(from)
+                    .or_default()
+                    .on_remb(now, remb.bitrate);
+                continue;
+            }
             let blocks = if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
                 &rr.reports
             } else if let Some(sr) = any.downcast_ref::<SenderReport>() {
@@ -625,14 +776,121 @@ impl Sfu {
                     continue;
                 };
                 let clock = f64::from(kind.clock_rate());
+                let loss = f64::from(block.fraction_lost) / 256.0;
                 if self.reports.len() < MAX_PENDING_REPORTS {
                     self.reports.push(ReceptionQuality {
                         kind,
-                        loss: f64::from(block.fraction_lost) / 256.0,
+                        loss,
                         jitter: f64::from(block.jitter) / clock,
                     });
                 }
+                // Only what the SFU numbers itself tells of the path: a track
+                // forwarded as the publisher numbered it has gaps wherever its
+                // packets were not for this subscriber (a hidden tab, a mute).
+                let simulcast = self.tracks.get(key).is_some_and(|t| t.simulcast.is_some());
+                if simulcast && self.sessions.contains_key(&from) {
+                    let sent = self.sent.get(&from).copied();
+                    self.estimates
+                        .entry(from)
+                        .or_default()
+                        .on_loss(now, loss, sent);
+                }
             }
+        }
+    }
+
+    /// Choose every subscriber's layer of every simulcast track: the largest that
+    /// fits their share of their bandwidth estimate and the size they render it
+    /// at. A subscriber whose layer changes waits for the new layer's keyframe,
+    /// which is asked for here (and again each round until it comes).
+    fn select_layers(&mut self, now: Instant) {
+        if self.next_selection.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next_selection = Some(now + SELECTION_INTERVAL);
+        // Each subscriber's count of simulcast video and of everything else.
+        let mut shares: HashMap<SessionId, (u64, u64)> = HashMap::new();
+        for (key, info) in &self.tracks {
+            for (sub, _) in self.forward.subscribers(key) {
+                let entry = shares.entry(sub).or_default();
+                match (&info.simulcast, info.kind) {
+                    (Some(_), _) => entry.0 += 1,
+                    (None, MediaKind::Audio) => entry.1 += 1,
+                    (None, MediaKind::Video) => {}
+                }
+            }
+        }
+        let mut wanted = Vec::new();
+        // What each subscriber is sent: the layers forwarded now, and audio.
+        let mut sent: HashMap<SessionId, u64> = shares
+            .iter()
+            .map(|(sub, (_, audios))| (*sub, audios * AUDIO_BUDGET))
+            .collect();
+        for (key, info) in &self.tracks {
+            let Some((_, layers)) = &info.simulcast else {
+                continue;
+            };
+            let mut live: Vec<(u32, u64, Option<u16>)> = layers
+                .iter()
+                .filter_map(|l| {
+                    let m = self.meters.get(&(key.publisher, l.ssrc))?;
+                    m.live(now)
+                        .then(|| (l.ssrc, m.weight(), m.size.map(|(_, h)| h)))
+                })
+                .collect();
+            if live.iter().all(|(_, _, h)| h.is_some()) {
+                live.sort_by_key(|(_, w, h)| (*h, *w));
+            } else {
+                live.sort_by_key(|(_, w, _)| *w);
+            }
+            let weights: Vec<(u64, Option<u16>)> = live.iter().map(|(_, w, h)| (*w, *h)).collect();
+            let splicers = self.splicers.entry(key.clone()).or_default();
+            for (sub, _) in self.forward.subscribers(key) {
+                let splicer = splicers.entry(sub).or_default();
+                let (videos, audios) = shares.get(&sub).copied().unwrap_or((1, 0));
+                let estimate = self
+                    .estimates
+                    .get(&sub)
+                    .map_or(super::simulcast::INITIAL_ESTIMATE, |e| e.bitrate(now));
+                let budget = estimate.saturating_sub(audios * AUDIO_BUDGET) / videos.max(1);
+                let height = self
+                    .sessions
+                    .get(&sub)
+                    .and_then(|s| s.rendered_height(&info.owner));
+                let current = live
+                    .iter()
+                    .position(|(ssrc, ..)| Some(*ssrc) == splicer.current);
+                if let Some(i) = current {
+                    *sent.entry(sub).or_default() += live[i].1;
+                }
+                let Some(pick) = choose(&weights, budget, height, current) else {
+                    continue;
+                };
+                let target = live[pick].0;
+                if splicer.target != Some(target) {
+                    tracing::debug!(
+                        publisher = %info.owner,
+                        subscriber = sub.0,
+                        budget,
+                        height = ?height,
+                        layers = ?weights,
+                        layer = target,
+                        "simulcast layer chosen"
+                    );
+                    splicer.target = Some(target);
+                }
+                if splicer.current != Some(target) {
+                    wanted.push((key.clone(), target));
+                }
+            }
+        }
+        self.sent = sent;
+        for (key, layer) in wanted {
+            let pli = PictureLossIndication {
+                sender_ssrc: 0,
+                media_ssrc: layer,
+            };
+            self.send_keyframe_request(now, &key, layer, Box::new(pli));
         }
     }
 
@@ -677,7 +935,11 @@ impl MediaCore for Sfu {
                 sdp_mid,
             } => self.candidate(participant, candidate, sdp_mid),
             MediaInput::Leave { participant } => self.leave(now, &participant),
-            MediaInput::Watch { participant, video } => self.watch(now, &participant, video),
+            MediaInput::Watch {
+                participant,
+                video,
+                heights,
+            } => self.watch(now, &participant, video, heights),
             MediaInput::Mute {
                 participant,
                 kind,
@@ -697,6 +959,11 @@ impl MediaCore for Sfu {
         if std::mem::take(&mut self.dirty) {
             self.reconcile();
         }
+        if self.tracks.values().any(|t| t.simulcast.is_some()) {
+            self.select_layers(now);
+        } else {
+            self.next_selection = None;
+        }
         self.offers(now);
         self.transmit();
         self.next_timeout = self
@@ -704,6 +971,7 @@ impl MediaCore for Sfu {
             .values_mut()
             .filter_map(|s| s.poll_timeout())
             .chain(self.speaker.poll_timeout())
+            .chain(self.next_selection)
             .min();
     }
 
@@ -749,6 +1017,11 @@ fn translate(packet: &rtc::rtp::Packet, leg: &Leg, publisher: &[(u8, String)]) -
         let Some((_, uri)) = publisher.iter().find(|(pid, _)| pid == id) else {
             continue;
         };
+        // Which layer a packet came from is the publisher's business: the
+        // subscriber gets one stream.
+        if uri == SDES_RTP_STREAM_ID_URI || uri == SDES_REPAIR_RTP_STREAM_ID_URI {
+            continue;
+        }
         let Some((sid, _)) = subscriber.iter().find(|(_, u)| u == uri) else {
             continue;
         };

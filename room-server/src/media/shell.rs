@@ -93,6 +93,11 @@ impl MediaShell {
                 was.keyframe_requests,
             ),
             (
+                &m.media_layer_switches,
+                now.layer_switches,
+                was.layer_switches,
+            ),
+            (
                 &m.media_sessions_failed,
                 now.sessions_failed,
                 was.sessions_failed,

@@ -340,7 +340,10 @@ fn sdp_may_outgrow_a_chat_frame_and_nothing_else_may() {
 fn watch_reaches_the_media_core_only_with_a_session_and_within_bounds() {
     let mut h = Harness::new();
     h.join(1, "alice", Grants::participant());
-    let watch = |video: Option<Vec<String>>| ClientMessage::Watch { video };
+    let watch = |video: Option<Vec<String>>| ClientMessage::Watch {
+        video,
+        heights: Default::default(),
+    };
     assert!(
         media_of(&h.msg(1, watch(Some(vec![])))).is_empty(),
         "no session yet"
@@ -350,7 +353,8 @@ fn watch_reaches_the_media_core_only_with_a_session_and_within_bounds() {
         media_of(&h.msg(1, watch(Some(vec!["bob".into()])))),
         vec![MediaInput::Watch {
             participant: "alice".into(),
-            video: Some(vec!["bob".into()])
+            video: Some(vec!["bob".into()]),
+            heights: Default::default(),
         }]
     );
     let many = (0..=crate::protocol::MAX_WATCHED)
@@ -365,4 +369,29 @@ fn watch_reaches_the_media_core_only_with_a_session_and_within_bounds() {
             ..
         }
     )));
+    // The tile heights are bounded alike, and pass through within the bound.
+    let heights = |n: usize| -> std::collections::BTreeMap<String, u32> {
+        (0..n).map(|i| (i.to_string(), 180)).collect()
+    };
+    let sized = |n| ClientMessage::Watch {
+        video: None,
+        heights: heights(n),
+    };
+    let out = h.msg(1, sized(crate::protocol::MAX_WATCHED + 1));
+    assert!(media_of(&out).is_empty());
+    assert!(events(&out).iter().any(|e| matches!(
+        e,
+        ServerEvent::Error {
+            code: ErrorCode::LimitReached,
+            ..
+        }
+    )));
+    assert_eq!(
+        media_of(&h.msg(1, sized(2))),
+        vec![MediaInput::Watch {
+            participant: "alice".into(),
+            video: None,
+            heights: heights(2),
+        }]
+    );
 }

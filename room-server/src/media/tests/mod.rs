@@ -547,6 +547,7 @@ fn video_nobody_watches_is_not_sent_and_comes_back_with_a_keyframe() {
     let watch = |video: Option<Vec<String>>| MediaInput::Watch {
         participant: "bob".into(),
         video,
+        heights: Default::default(),
     };
     // Bob's tab is hidden: no video, audio as ever.
     net.input(watch(Some(vec![])));
@@ -604,4 +605,150 @@ fn subscribers_reports_give_loss_and_jitter_per_kind() {
             .any(|r| r.kind == MediaKind::Video && r.loss > 0.0),
         "{lossy:?}"
     );
+}
+
+/// What a subscriber of a simulcast track got: (SSRC, sequence number, picture
+/// id, layer index from the test payload's last byte, keyframe).
+fn simulcast_received(peer: &Peer) -> Vec<(u32, u16, u16, u8, bool)> {
+    let mut got: Vec<_> = peer
+        .rtp
+        .iter()
+        .filter_map(|(ssrc, seq, payload)| {
+            let info = crate::media::vp8::parse(payload)?;
+            let (pic, _) = info.picture_id?;
+            Some((*ssrc, *seq, pic, *payload.last()?, info.keyframe))
+        })
+        .collect();
+    // In sending order, once each (NACK may have repaired some out of order).
+    got.sort_by_key(|g| g.1);
+    got.dedup_by_key(|g| g.1);
+    got
+}
+
+/// Simulcast: alice's camera in three layers. Bob's path is fast and he gets
+/// the top layer; carol's is policed to 120 kb/s, her receiver reports loss,
+/// and the SFU moves her down to the lowest layer; dave shows alice in a
+/// 180-pixel tile and gets the layer that tall. Each sees one unbroken
+/// stream: one SSRC, sequence numbers and VP8 picture ids that go on by one
+/// across every switch, and every switch lands on a keyframe.
+#[test]
+fn simulcast_a_subscriber_limited_to_low_bandwidth_is_switched_to_the_low_layer() {
+    let mut net = Net::new();
+    for name in ["bob", "carol", "dave"] {
+        net.add(name);
+        net.peer(name).bootstrap();
+        net.offer(name, false, true);
+    }
+    net.add("alice");
+    let layers = [("q", 0x5100_0001), ("h", 0x5100_0002), ("f", 0x5100_0003)];
+    net.peer("alice").publish_simulcast(&layers);
+    net.offer("alice", true, true);
+    net.connect_all();
+    net.settle();
+    let now = net.now;
+    net.peer("carol").limit_to(120_000, now);
+    net.input(MediaInput::Watch {
+        participant: "dave".into(),
+        video: None,
+        heights: [("alice".to_owned(), 180)].into(),
+    });
+    // About 60, 170 and 280 kb/s at 30 frames a second.
+    let keyframes = net.send_simulcast("alice", 420, &[250, 700, 1150]);
+    net.settle();
+
+    assert!(
+        net.sfu.stats().layer_switches >= 1,
+        "carol was never switched"
+    );
+    assert!(
+        keyframes.iter().filter(|s| **s == layers[0].1).count() >= 2,
+        "the switch down asked for the low layer's keyframe: {keyframes:x?}"
+    );
+    for (name, layer) in [("bob", 2u8), ("carol", 0u8), ("dave", 0u8)] {
+        let got = simulcast_received(net.peer(name));
+        assert!(got.len() > 100, "{name} got {} packets", got.len());
+        let ssrcs: std::collections::HashSet<u32> = got.iter().map(|g| g.0).collect();
+        assert_eq!(ssrcs.len(), 1, "{name} sees one stream, not the layers");
+        assert!(
+            !layers.iter().any(|(_, s)| ssrcs.contains(s)),
+            "the SFU's SSRC, not a layer's"
+        );
+        // The last second is all of the expected layer.
+        let tail = &got[got.len() - 30..];
+        assert!(
+            tail.iter().all(|g| g.3 == layer),
+            "{name} ends on layer {layer}: {:?}",
+            tail.iter().map(|g| g.3).collect::<Vec<_>>()
+        );
+        assert!(got[0].4, "{name}'s stream starts with a keyframe");
+        for pair in got.windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            if a.3 != b.3 {
+                assert!(b.4, "{name}: a switch lands on a keyframe");
+            }
+        }
+    }
+    // One packet is one frame here, so sequence numbers and picture ids step
+    // together everywhere, across the switches too; a gap is only what the
+    // policer dropped and NACK did not repair.
+    for name in ["bob", "carol"] {
+        let got = simulcast_received(net.peer(name));
+        let switches = got.windows(2).filter(|w| w[0].3 != w[1].3).count();
+        let mut runs: Vec<(u8, usize)> = Vec::new();
+        for g in &got {
+            match runs.last_mut() {
+                Some((l, n)) if *l == g.3 => *n += 1,
+                _ => runs.push((g.3, 1)),
+            }
+        }
+        println!("{name}: {} packets, layers {runs:?}", got.len());
+        assert!(name == "bob" || switches >= 1, "carol changed layers");
+        for w in got.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            let gap = b.1.wrapping_sub(a.1);
+            let pics = b.2.wrapping_sub(a.2) & 0x7fff;
+            assert_eq!(
+                gap, pics,
+                "{name}: picture ids step with sequence numbers: {a:?} → {b:?}"
+            );
+        }
+    }
+    assert!(net.peer("carol").policed > 0, "the policer never dropped");
+
+    // Erin joins and publishes: alice answers the server's offer for Erin's
+    // tracks, an answer without `a=simulcast`; her camera stays simulcast, and
+    // both the old subscribers and Erin keep getting one unbroken stream of it.
+    // Then Finn: a second renegotiation of alice's session.
+    let before = simulcast_received(net.peer("bob")).len();
+    let newcomers = [
+        ("erin", 0x7777_0001, 0x7777_0002),
+        ("finn", 0x7878_0001, 0x7878_0002),
+    ];
+    for (name, audio, video) in newcomers {
+        net.add(name);
+        net.peer(name).publish_as(audio, video);
+        net.offer(name, true, true);
+        net.connect_all();
+        net.send_simulcast("alice", 10, &[250, 700, 1150]);
+    }
+    assert!(
+        net.peer("alice").offers >= 2,
+        "alice was offered Erin's and Finn's tracks"
+    );
+    net.send_simulcast("alice", 90, &[250, 700, 1150]);
+    net.settle();
+    for name in ["bob", "erin", "finn"] {
+        let got = simulcast_received(net.peer(name));
+        let fresh = if name == "bob" {
+            got.len() - before
+        } else {
+            got.len()
+        };
+        assert!(fresh > 60, "{name} got {fresh} of alice's last 90 frames");
+        let ssrcs: std::collections::HashSet<u32> = got.iter().map(|g| g.0).collect();
+        assert_eq!(ssrcs.len(), 1, "{name} sees one stream");
+        let tail = &got[got.len() - 30..];
+        let whole = tail.windows(2).all(|w| w[1].1 == w[0].1.wrapping_add(1));
+        assert!(whole, "{name}: the last second of alice's camera is whole");
+    }
 }

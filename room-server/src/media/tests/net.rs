@@ -20,7 +20,7 @@ use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 use rtc::sansio::Protocol;
-use rtc::sdp::extmap::AUDIO_LEVEL_URI;
+use rtc::sdp::extmap::{AUDIO_LEVEL_URI, SDES_MID_URI, SDES_RTP_STREAM_ID_URI};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use crate::media::keyframe::KeyframeRequestTap;
@@ -63,6 +63,17 @@ pub(super) struct Peer {
     pub(super) audio_level: Option<u8>,
     /// The SSRC of this peer's audio track (Opus), when it publishes.
     audio_ssrc: u32,
+    /// The media SSRC of every keyframe request received, in order.
+    pub(super) pli_ssrcs: Vec<u32>,
+    /// A policer on what the SFU sends this peer: bits per second, and the
+    /// bucket (bits) left at the last datagram.
+    pub(super) rate_limit: Option<(u64, f64, Instant)>,
+    /// Datagrams the policer dropped.
+    pub(super) policed: usize,
+    /// A simulcast video track: its sender and its layers (rid, SSRC), smallest first.
+    simulcast: Option<(RTCRtpSenderId, Vec<(String, u32)>)>,
+    /// Frames sent on the simulcast track.
+    frames: u16,
 }
 
 impl Peer {
@@ -109,6 +120,136 @@ impl Peer {
             dropped: 0,
             audio_level: None,
             audio_ssrc: AUDIO_SSRC,
+            pli_ssrcs: Vec::new(),
+            rate_limit: None,
+            policed: 0,
+            simulcast: None,
+            frames: 0,
+        }
+    }
+
+    /// Police what reaches this peer to `bits_per_second` (a bucket of 100 ms).
+    pub(super) fn limit_to(&mut self, bits_per_second: u64, now: Instant) {
+        self.rate_limit = Some((bits_per_second, bits_per_second as f64 / 10.0, now));
+    }
+
+    /// Whether the policer eats a datagram of `len` bytes arriving at `now`.
+    fn policed(&mut self, len: usize, now: Instant) -> bool {
+        let Some((rate, bucket, at)) = self.rate_limit.as_mut() else {
+            return false;
+        };
+        let depth = *rate as f64 / 10.0;
+        let elapsed = now.saturating_duration_since(*at).as_secs_f64();
+        *bucket = (*bucket + elapsed * *rate as f64).min(depth);
+        *at = now;
+        let bits = (len * 8) as f64;
+        if *bucket < bits {
+            self.policed += 1;
+            return true;
+        }
+        *bucket -= bits;
+        false
+    }
+
+    /// Publish a simulcast VP8 camera: one m-line, a layer per (rid, SSRC).
+    pub(super) fn publish_simulcast(&mut self, layers: &[(&str, u32)]) {
+        let encodings = layers
+            .iter()
+            .map(|(rid, ssrc)| {
+                let mut e = crate::media::test_peer::send_encoding(
+                    RtpCodecKind::Video,
+                    MIME_TYPE_VP8,
+                    90_000,
+                    0,
+                    *ssrc,
+                );
+                e.rtp_coding_parameters.rid = (*rid).to_owned();
+                e
+            })
+            .collect::<Vec<_>>();
+        let track = MediaStreamTrack::new(
+            format!("{}-stream", self.name),
+            format!("{}-camera", self.name),
+            format!("{}-camera", self.name),
+            RtpCodecKind::Video,
+            encodings.clone(),
+        );
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![],
+            send_encodings: encodings,
+        };
+        let id = self
+            .pc
+            .add_transceiver_from_track(track, Some(init))
+            .unwrap();
+        let layers = layers.iter().map(|(r, s)| ((*r).to_owned(), *s)).collect();
+        self.simulcast = Some((RTCRtpSenderId::from(id), layers));
+    }
+
+    /// One frame on every simulcast layer: a VP8 packet whose filler byte is
+    /// the layer's index and whose size is `sizes[index]`; a keyframe on a
+    /// layer that was asked for one since its last frame (and on the first).
+    pub(super) fn send_simulcast_frame(
+        &mut self,
+        now: Instant,
+        sizes: &[usize],
+        asked: &mut Vec<u32>,
+    ) {
+        let (sender, layers) = self.simulcast.clone().expect("publish_simulcast first");
+        let mid_id = self
+            .extension_id(sender, SDES_MID_URI)
+            .expect("mid negotiated");
+        let rid_id = self
+            .extension_id(sender, SDES_RTP_STREAM_ID_URI)
+            .expect("rid negotiated");
+        let mid = self
+            .pc
+            .rtp_transceiver(sender.into())
+            .and_then(|t| t.mid().clone())
+            .expect("negotiated");
+        let frame = self.frames;
+        self.frames = frame.wrapping_add(1);
+        let fresh: Vec<u32> = self.pli_ssrcs.drain(..).collect();
+        for (i, (rid, ssrc)) in layers.iter().enumerate() {
+            let keyframe = frame == 0 || fresh.contains(ssrc);
+            if keyframe {
+                asked.push(*ssrc);
+            }
+            let height = 180 << i;
+            let size = keyframe.then_some((height * 16 / 9, height));
+            let mut payload = crate::media::vp8::test_payload(frame, frame as u8, size, sizes[i]);
+            let len = payload.len();
+            payload[len - 1] = i as u8;
+            let mut packet = rtc::rtp::Packet {
+                header: rtc::rtp::header::Header {
+                    version: 2,
+                    payload_type: 96,
+                    sequence_number: frame,
+                    timestamp: u32::from(frame) * 3000,
+                    ssrc: *ssrc,
+                    marker: true,
+                    ..Default::default()
+                },
+                payload: bytes::Bytes::from(payload),
+            };
+            // Only on a stream's first frames, as Chrome does (it stops once a
+            // receiver report for the SSRC came back).
+            if frame < 20 {
+                packet
+                    .header
+                    .set_extension(mid_id, bytes::Bytes::from(mid.clone().into_bytes()))
+                    .unwrap();
+                packet
+                    .header
+                    .set_extension(rid_id, bytes::Bytes::from(rid.clone().into_bytes()))
+                    .unwrap();
+            }
+            self.pc
+                .rtp_sender(sender)
+                .unwrap()
+                .write_rtp(now, packet)
+                .unwrap();
         }
     }
 
@@ -272,7 +413,7 @@ impl Net {
                 } => {
                     let now = self.now;
                     if let Some(p) = self.peers.iter_mut().find(|p| p.addr == destination) {
-                        if p.blackholed || p.drops(&data) {
+                        if p.blackholed || p.drops(&data) || p.policed(data.len(), now) {
                             continue;
                         }
                         let msg = TaggedBytesMut {
@@ -374,10 +515,12 @@ impl Net {
                         pkt.payload.to_vec(),
                     )),
                     RTCMessage::RtcpPacket(_, pkts) => {
-                        p.plis += pkts
-                            .iter()
-                            .filter(|k| crate::media::keyframe::is_keyframe_request(k.as_ref()))
-                            .count();
+                        for k in &pkts {
+                            if crate::media::keyframe::is_keyframe_request(k.as_ref()) {
+                                p.plis += 1;
+                                p.pli_ssrcs.extend(k.destination_ssrc());
+                            }
+                        }
                     }
                     _ => {}
                 }
@@ -472,6 +615,29 @@ impl Net {
             }
         }
         sent
+    }
+}
+
+impl Net {
+    /// `frames` simulcast frames from `name`, 33 ms apart (30 fps); returns the
+    /// layer SSRCs a keyframe was sent on, in order.
+    pub(super) fn send_simulcast(
+        &mut self,
+        name: &str,
+        frames: usize,
+        sizes: &[usize],
+    ) -> Vec<u32> {
+        let mut keyframes = Vec::new();
+        for _ in 0..frames {
+            let now = self.now;
+            self.peer(name)
+                .send_simulcast_frame(now, sizes, &mut keyframes);
+            let until = self.now + Duration::from_millis(33);
+            while self.now < until {
+                self.step();
+            }
+        }
+        keyframes
     }
 }
 
