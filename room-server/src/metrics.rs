@@ -47,6 +47,8 @@ pub struct Metrics {
     pub media_rtp_unwatched: IntCounter,
     /// Keyframe requests (PLI/FIR) relayed to publishers, after the throttle.
     pub media_keyframe_requests: IntCounter,
+    /// Packets subscribers asked to be retransmitted (NACK).
+    pub media_nacked: IntCounter,
     /// Subscribers' streams of simulcast tracks moved to another layer.
     pub media_layer_switches: IntCounter,
     /// Media sessions ended because they did not connect (or failed).
@@ -151,6 +153,10 @@ impl Metrics {
             "rendezvous_room_media_keyframe_requests_total",
             "Keyframe requests (PLI/FIR) relayed to publishers",
         );
+        let media_nacked = counter(
+            "rendezvous_room_media_nacked_packets_total",
+            "RTP packets subscribers asked to be retransmitted (NACK)",
+        );
         let media_layer_switches = counter(
             "rendezvous_room_media_simulcast_layer_switches_total",
             "Times a subscriber's stream of a simulcast track moved to another layer",
@@ -191,6 +197,7 @@ impl Metrics {
             Box::new(media_rtp_unwatched.clone()),
             Box::new(media_keyframe_requests.clone()),
             Box::new(media_layer_switches.clone()),
+            Box::new(media_nacked.clone()),
             Box::new(media_sessions_failed.clone()),
             Box::new(media_sessions.clone()),
             Box::new(media_datagrams_in.clone()),
@@ -230,6 +237,7 @@ impl Metrics {
             media_rtp_unwatched,
             media_keyframe_requests,
             media_layer_switches,
+            media_nacked,
             media_sessions_failed,
             media_subscriber_loss,
             media_subscriber_jitter,

@@ -18,6 +18,7 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 use rtc::shared::error::Error;
 
@@ -39,6 +40,12 @@ pub(crate) fn reports_reception(packet: &dyn rtc::rtcp::Packet) -> bool {
 /// the simulcast layer it is sent.
 pub(crate) fn is_remb(packet: &dyn rtc::rtcp::Packet) -> bool {
     packet.as_any().is::<ReceiverEstimatedMaximumBitrate>()
+}
+
+/// Whether an RTCP packet is a NACK (the `rtc` responder answers it; the SFU
+/// counts it).
+pub(crate) fn is_nack(packet: &dyn rtc::rtcp::Packet) -> bool {
+    packet.as_any().is::<TransportLayerNack>()
 }
 
 /// Whether an RTCP packet asks for a keyframe.
@@ -65,7 +72,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             let wanted = |p: &dyn rtc::rtcp::Packet| {
-                is_keyframe_request(p) || reports_reception(p) || is_remb(p)
+                is_keyframe_request(p) || reports_reception(p) || is_remb(p) || is_nack(p)
             };
             if packets.iter().any(|p| wanted(p.as_ref())) {
                 msg.message.add(Attribute::DeliverToApplication);
@@ -159,11 +166,15 @@ mod tests {
             ReceiverEstimatedMaximumBitrate::default(),
         )]))
         .unwrap();
+        tap.handle_read(inbound(vec![Box::new(TransportLayerNack::default())]))
+            .unwrap();
         tap.handle_read(inbound(vec![Box::new(Goodbye::default())]))
             .unwrap();
         let pli = tap.poll_read().unwrap();
         let rr = tap.poll_read().unwrap();
         let remb = tap.poll_read().unwrap();
+        let nack = tap.poll_read().unwrap();
+        assert!(nack.message.has(&Attribute::DeliverToApplication));
         let bye = tap.poll_read().unwrap();
         assert!(pli.message.has(&Attribute::DeliverToApplication));
         assert!(rr.message.has(&Attribute::DeliverToApplication));

@@ -32,6 +32,7 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 
 /// Tracks forwarded per publisher: a camera, a microphone and a shared screen
 /// with its sound. More m-lines are not forwarded, so one participant cannot make
@@ -62,6 +63,9 @@ pub struct SfuStats {
     /// Video packets not sent to a subscriber who does not watch it (`watch`).
     pub rtp_unwatched: u64,
     pub keyframe_requests: u64,
+    /// Packets subscribers asked to be sent again (NACK); the retransmission
+    /// buffers of their legs answer them.
+    pub nacked: u64,
     /// Times a subscriber's stream of a simulcast track moved to another layer.
     pub layer_switches: u64,
     /// Sessions ended because they did not connect in time, or failed.
@@ -754,6 +758,15 @@ impl Sfu {
     fn reception(&mut self, now: Instant, from: SessionId, packets: &[Box<dyn rtc::rtcp::Packet>]) {
         for packet in packets {
             let any = packet.as_any();
+            if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+                let packets: u64 = nack
+                    .nacks
+                    .iter()
+                    .map(|pair| 1 + u64::from(pair.lost_packets.count_ones()))
+                    .sum();
+                self.stats.nacked += packets;
+                continue;
+            }
             if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
                 self.estimates
                     .entry(from)

@@ -92,6 +92,7 @@ impl MediaShell {
                 now.keyframe_requests,
                 was.keyframe_requests,
             ),
+            (&m.media_nacked, now.nacked, was.nacked),
             (
                 &m.media_layer_switches,
                 now.layer_switches,

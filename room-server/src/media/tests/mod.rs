@@ -381,6 +381,8 @@ fn lost_video_packets_are_recovered_by_nack() {
     got.dedup();
     want.sort();
     assert_eq!(got, want, "every dropped packet was retransmitted");
+    let nacked = net.sfu.stats().nacked;
+    assert!(nacked >= 8, "bob's NACKs are counted: {nacked}");
 }
 
 /// A small deterministic generator: the fuzz cases are the same on every run.
