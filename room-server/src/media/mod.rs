@@ -13,6 +13,8 @@
 //! ([`forward::ForwardTable`]); keyframe requests (PLI/FIR) from subscribers go back
 //! to the publisher, throttled.
 
+#[cfg(target_os = "linux")]
+pub mod batch;
 mod codecs;
 mod demux;
 mod forward;

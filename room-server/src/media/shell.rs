@@ -35,26 +35,45 @@ impl MediaShell {
     pub(crate) fn handle(&mut self, input: MediaInput, room: &mut Room) {
         let now = Instant::now();
         self.sfu.handle_input(input, now);
+        let mut datagrams = Vec::new();
         while let Some(out) = self.sfu.poll_output() {
             match out {
                 MediaOutput::Transmit {
                     destination, data, ..
-                } => {
-                    // Never wait for the socket: a full send buffer drops the
-                    // datagram, as a congested network would, and RTP copes.
-                    match self.socket.try_send_to(&data, destination) {
-                        Ok(_) => self.metrics.media_datagrams_out.inc(),
-                        Err(e) => {
-                            self.metrics.media_datagrams_dropped.inc();
-                            tracing::trace!(error = %e, %destination, "datagram dropped");
-                        }
-                    }
-                }
+                } => datagrams.push((destination, data)),
                 other => room.handle_input(Input::Media(other), now),
             }
         }
+        self.transmit(&datagrams);
         self.metrics.media_sessions.set(self.sfu.sessions() as i64);
         self.export();
+    }
+
+    /// Send what the core asked, never waiting for the socket: a full send
+    /// buffer drops the datagram, as a congested network would, and RTP copes.
+    #[cfg(target_os = "linux")]
+    fn transmit(&self, datagrams: &[(SocketAddr, Vec<u8>)]) {
+        use std::os::fd::AsFd;
+        let batch: Vec<(SocketAddr, &[u8])> = datagrams
+            .iter()
+            .map(|(to, d)| (*to, d.as_slice()))
+            .collect();
+        let (sent, dropped) = super::batch::send_all(self.socket.as_fd(), &batch);
+        self.metrics.media_datagrams_out.inc_by(sent as u64);
+        self.metrics.media_datagrams_dropped.inc_by(dropped as u64);
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn transmit(&self, datagrams: &[(SocketAddr, Vec<u8>)]) {
+        for (destination, data) in datagrams {
+            match self.socket.try_send_to(data, *destination) {
+                Ok(_) => self.metrics.media_datagrams_out.inc(),
+                Err(e) => {
+                    self.metrics.media_datagrams_dropped.inc();
+                    tracing::trace!(error = %e, %destination, "datagram dropped");
+                }
+            }
+        }
     }
 
     /// Bring the media metrics up to the SFU's counters.
