@@ -57,6 +57,8 @@ pub struct Metrics {
     pub media_subscriber_loss: HistogramVec,
     /// Subscribers' reported interarrival jitter, by kind.
     pub media_subscriber_jitter: HistogramVec,
+    /// Round-trip times to subscribers from their reports, by kind.
+    pub media_subscriber_rtt: HistogramVec,
 }
 
 impl Metrics {
@@ -183,8 +185,18 @@ impl Metrics {
             &["kind"],
         )
         .expect("valid metric");
+        let media_subscriber_rtt = HistogramVec::new(
+            HistogramOpts::new(
+                "rendezvous_room_media_subscriber_rtt_seconds",
+                "Round-trip time to a subscriber, from its reports on forwarded tracks",
+            )
+            .buckets(vec![0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0]),
+            &["kind"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(participants.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(media_subscriber_rtt.clone()),
             Box::new(media_subscriber_loss.clone()),
             Box::new(media_subscriber_jitter.clone()),
             Box::new(media_tracks.clone()),
@@ -241,6 +253,7 @@ impl Metrics {
             media_sessions_failed,
             media_subscriber_loss,
             media_subscriber_jitter,
+            media_subscriber_rtt,
         }
     }
 

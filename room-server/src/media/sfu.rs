@@ -80,6 +80,23 @@ pub struct ReceptionQuality {
     pub loss: f64,
     /// Interarrival jitter, seconds.
     pub jitter: f64,
+    /// Round-trip time, seconds, when the report answers one of our sender
+    /// reports (RFC 3550 §6.4.1: now − LSR − DLSR).
+    pub rtt: Option<f64>,
+}
+
+/// The round-trip time a report block gives, at `now_ntp` (64-bit NTP time):
+/// the middle 32 bits of now, minus the sender report it echoes (LSR), minus how
+/// long the receiver held it (DLSR), in 1/65536 s. None without an echoed report
+/// or when the result is no plausible RTT (clocks apart, a forged block).
+pub(crate) fn round_trip(now_ntp: u64, last_sender_report: u32, delay: u32) -> Option<f64> {
+    if last_sender_report == 0 {
+        return None;
+    }
+    let middle = (now_ntp >> 16) as u32;
+    let units = middle.wrapping_sub(last_sender_report).wrapping_sub(delay);
+    let rtt = f64::from(units) / 65536.0;
+    (rtt < 60.0).then_some(rtt)
 }
 
 /// How often every subscriber's simulcast layers are chosen again.
@@ -133,6 +150,9 @@ pub struct Sfu {
     sent: HashMap<SessionId, u64>,
     /// When layers are chosen next; `None`: at the next input (a new forwarding).
     next_selection: Option<Instant>,
+    /// Wall-clock time paired with the monotonic clock, read once (as `rtc`'s
+    /// sender reports read theirs): the NTP time receiver reports echo.
+    wall: Option<rtc::shared::time::SystemInstant>,
     /// Set by anything that may change who publishes what.
     dirty: bool,
     out: VecDeque<MediaOutput>,
@@ -172,6 +192,7 @@ impl Sfu {
             estimates: HashMap::new(),
             sent: HashMap::new(),
             next_selection: None,
+            wall: None,
             dirty: false,
             out: VecDeque::new(),
             next_timeout: None,
@@ -790,11 +811,16 @@ impl Sfu {
                 };
                 let clock = f64::from(kind.clock_rate());
                 let loss = f64::from(block.fraction_lost) / 256.0;
+                let wall = *self
+                    .wall
+                    .get_or_insert_with(|| rtc::shared::time::SystemInstant::now(now));
+                let rtt = round_trip(wall.ntp(now), block.last_sender_report, block.delay);
                 if self.reports.len() < MAX_PENDING_REPORTS {
                     self.reports.push(ReceptionQuality {
                         kind,
                         loss,
                         jitter: f64::from(block.jitter) / clock,
+                        rtt,
                     });
                 }
                 // Only what the SFU numbers itself tells of the path: a track
@@ -1051,4 +1077,21 @@ fn translate(packet: &rtc::rtp::Packet, leg: &Leg, publisher: &[(u8, String)]) -
         let _ = out.header.set_extension(id, payload);
     }
     out
+}
+
+#[cfg(test)]
+mod rtt_tests {
+    use super::round_trip;
+
+    #[test]
+    fn round_trip_from_lsr_and_dlsr() {
+        // Now 10.5 s (NTP), echoing the report of 10.0 s, held 0.2 s: 0.3 s.
+        let ntp = |s: f64| ((s * 65536.0) as u64) << 16;
+        let mid = |s: f64| (ntp(s) >> 16) as u32;
+        let rtt = round_trip(ntp(10.5), mid(10.0), (0.2 * 65536.0) as u32).unwrap();
+        assert!((rtt - 0.3).abs() < 1e-3, "{rtt}");
+        assert_eq!(round_trip(ntp(10.5), 0, 0), None, "no report echoed");
+        // A block claiming a hold longer than the time since: no RTT.
+        assert_eq!(round_trip(ntp(10.5), mid(10.0), 65536), None);
+    }
 }

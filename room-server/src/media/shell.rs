@@ -90,6 +90,11 @@ impl MediaShell {
             m.media_subscriber_jitter
                 .with_label_values(&[kind])
                 .observe(r.jitter);
+            if let Some(rtt) = r.rtt {
+                m.media_subscriber_rtt
+                    .with_label_values(&[kind])
+                    .observe(rtt);
+            }
         }
         let now = self.sfu.stats();
         let was = std::mem::replace(&mut self.exported, now);

@@ -344,6 +344,42 @@ async fn a_publishers_audio_and_video_reach_two_subscribers_intact_and_in_order(
     assert!(count("rendezvous_room_media_rtp_payload_bytes_out_total") > 0);
     assert_eq!(count("rendezvous_room_media_tracks"), 2);
     assert_eq!(count("rendezvous_room_media_subscriptions"), 4);
+
+    // Round trips from the subscribers' reports (now − LSR − DLSR): on
+    // loopback, well under 50 ms. Reports come about once a second.
+    let rtt = "rendezvous_room_media_subscriber_rtt_seconds";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (samples, total) = loop {
+        let text = reqwest::get(room.http("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let value = |suffix: &str| -> f64 {
+            let name = format!("{rtt}_{suffix}{{kind=\"video\"}}");
+            text.lines()
+                .find(|l| l.starts_with(&name))
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0)
+        };
+        let samples = value("count");
+        if samples >= 1.0 || tokio::time::Instant::now() > deadline {
+            break (samples, value("sum"));
+        }
+        media.send(10).await;
+    };
+    assert!(samples >= 1.0, "no round-trip time measured");
+    let mean = total / samples;
+    println!(
+        "subscriber RTT on loopback: mean {:.2} ms over {samples} reports",
+        mean * 1e3
+    );
+    assert!(
+        (0.0..0.05).contains(&mean),
+        "mean RTT {mean} s over {samples} reports"
+    );
 }
 
 #[tokio::test]

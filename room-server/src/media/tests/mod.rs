@@ -592,6 +592,13 @@ fn subscribers_reports_give_loss_and_jitter_per_kind() {
     assert!(clean
         .iter()
         .all(|r| r.loss == 0.0 && r.jitter >= 0.0 && r.jitter < 1.0));
+    // Reports that echo one of the SFU's sender reports give a round trip. Its
+    // value is the loopback test's business: `rtc` stamps sender reports with
+    // the wall clock, which the simulated clock here runs far ahead of.
+    assert!(
+        clean.iter().any(|r| r.rtt.is_some()),
+        "no report echoed a sender report: {clean:?}"
+    );
 
     // Every 4th video packet to bob lost for good (the retransmissions too):
     // his reports say so.
