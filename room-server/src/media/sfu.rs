@@ -381,12 +381,17 @@ impl Sfu {
             .filter(|s| Some(*s) != forwarded)
             .collect();
         for ssrc in ssrcs {
-            let pli = PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc: ssrc,
-            };
-            self.send_keyframe_request(now, key, ssrc, Box::new(pli));
+            self.send_pli(now, key, ssrc);
         }
+    }
+
+    /// A PLI of our own for `key`'s stream `ssrc`, throttled as any request.
+    fn send_pli(&mut self, now: Instant, key: &TrackKey, ssrc: u32) {
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: ssrc,
+        };
+        self.send_keyframe_request(now, key, ssrc, Box::new(pli));
     }
 
     /// Send `request` (PLI or FIR) for `key`'s stream `ssrc` to its publisher,
@@ -752,13 +757,7 @@ impl Sfu {
                 match self.layer_of(&key, from) {
                     // The subscriber names the SSRC it receives; the publisher
                     // knows its layer's.
-                    Some(Some(layer)) => {
-                        let pli = PictureLossIndication {
-                            sender_ssrc: 0,
-                            media_ssrc: layer,
-                        };
-                        self.send_keyframe_request(now, &key, layer, Box::new(pli));
-                    }
+                    Some(Some(layer)) => self.send_pli(now, &key, layer),
                     Some(None) => {}
                     None => self.send_keyframe_request(now, &key, ssrc, packet.cloned()),
                 }
@@ -925,11 +924,7 @@ impl Sfu {
         }
         self.sent = sent;
         for (key, layer) in wanted {
-            let pli = PictureLossIndication {
-                sender_ssrc: 0,
-                media_ssrc: layer,
-            };
-            self.send_keyframe_request(now, &key, layer, Box::new(pli));
+            self.send_pli(now, &key, layer);
         }
     }
 
