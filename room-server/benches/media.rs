@@ -44,7 +44,6 @@ use bytes::BytesMut;
 use rendezvous_room::media::batch::send_all;
 use rendezvous_room::media::{MediaCore, MediaInput, MediaOutput, Sfu, SfuConfig};
 use rtc::interceptor::Registry;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8,
@@ -55,7 +54,7 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use std::os::fd::AsFd;
@@ -255,18 +254,8 @@ impl Peer {
             let ssrc = base + i as u32;
             let coding = test_peer::send_encoding(kind, mime, clock, channels, ssrc);
             let id = format!("{}-{ssrc:x}", self.name);
-            let track = MediaStreamTrack::new(id.clone(), id.clone(), id, kind, vec![coding]);
-            let init = RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Sendonly,
-                streams: vec![],
-                send_encodings: vec![],
-            };
-            let t = self
-                .pc
-                .add_transceiver_from_track(track, Some(init))
-                .unwrap();
-            self.senders
-                .push((ssrc, RTCRtpSenderId::from(t), pt, bytes, pps));
+            let t = test_peer::add_sendonly(&mut self.pc, id.clone(), id, kind, vec![coding]);
+            self.senders.push((ssrc, t, pt, bytes, pps));
             self.layers.push(None);
         }
     }
@@ -276,53 +265,27 @@ impl Peer {
     fn publish_simulcast(&mut self, base: u32) {
         let coding = test_peer::send_encoding(RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2, base);
         let id = format!("{}-{base:x}", self.name);
-        let track = MediaStreamTrack::new(
-            id.clone(),
+        let audio = test_peer::add_sendonly(
+            &mut self.pc,
             id.clone(),
             id,
             RtpCodecKind::Audio,
             vec![coding],
         );
-        let init = RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Sendonly,
-            streams: vec![],
-            send_encodings: vec![],
-        };
-        let t = self
-            .pc
-            .add_transceiver_from_track(track, Some(init))
-            .unwrap();
         self.senders
-            .push((base, RTCRtpSenderId::from(t), 111, AUDIO_BYTES, AUDIO_PPS));
+            .push((base, audio, 111, AUDIO_BYTES, AUDIO_PPS));
         self.layers.push(None);
-        let encodings: Vec<_> = LAYERS
+        let layers = LAYERS
             .iter()
             .enumerate()
-            .map(|(i, (rid, ..))| {
-                let ssrc = base + 1 + i as u32;
-                let mut e =
-                    test_peer::send_encoding(RtpCodecKind::Video, MIME_TYPE_VP8, 90_000, 0, ssrc);
-                e.rtp_coding_parameters.rid = (*rid).to_owned();
-                e
-            })
-            .collect();
+            .map(|(i, (rid, ..))| (*rid, base + 1 + i as u32));
         let id = format!("{}-camera", self.name);
-        let track = MediaStreamTrack::new(
-            id.clone(),
+        let t = test_peer::add_sendonly(
+            &mut self.pc,
             id.clone(),
             id,
             RtpCodecKind::Video,
-            encodings.clone(),
-        );
-        let init = RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Sendonly,
-            streams: vec![],
-            send_encodings: encodings,
-        };
-        let t = RTCRtpSenderId::from(
-            self.pc
-                .add_transceiver_from_track(track, Some(init))
-                .unwrap(),
+            test_peer::simulcast_encodings(layers),
         );
         for (i, (rid, pps, bytes, height)) in LAYERS.iter().enumerate() {
             self.senders

@@ -5,10 +5,13 @@
 use std::net::SocketAddr;
 
 use rtc::ice::candidate::CandidateConfig;
+use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::transport::{CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit};
+use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
+use rtc::rtp_transceiver::{RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
 /// One encoding of `mime` at `clock` Hz with a fixed `ssrc`; Opus gets the
 /// `fmtp` browsers use.
@@ -38,6 +41,54 @@ pub fn send_encoding(
         },
         ..Default::default()
     }
+}
+
+/// VP8 encodings of a simulcast camera, one per (RTP stream id, SSRC).
+#[allow(dead_code)] // The loopback tests send through `webrtc`.
+pub fn simulcast_encodings<'a>(
+    layers: impl IntoIterator<Item = (&'a str, u32)>,
+) -> Vec<RTCRtpEncodingParameters> {
+    layers
+        .into_iter()
+        .map(|(rid, ssrc)| {
+            let mut e = send_encoding(
+                RtpCodecKind::Video,
+                rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8,
+                90_000,
+                0,
+                ssrc,
+            );
+            e.rtp_coding_parameters.rid = rid.to_owned();
+            e
+        })
+        .collect()
+}
+
+/// A sendonly transceiver on `pc` for one track sending `codings`: one
+/// encoding, or several with RTP stream ids (simulcast).
+#[allow(dead_code)] // The loopback tests send through `webrtc`.
+pub fn add_sendonly(
+    pc: &mut RTCPeerConnection,
+    stream: String,
+    id: String,
+    kind: RtpCodecKind,
+    codings: Vec<RTCRtpEncodingParameters>,
+) -> RTCRtpSenderId {
+    let send_encodings = if codings.len() > 1 {
+        codings.clone()
+    } else {
+        Vec::new()
+    };
+    let track = MediaStreamTrack::new(stream, id.clone(), id, kind, codings);
+    let init = RTCRtpTransceiverInit {
+        direction: RTCRtpTransceiverDirection::Sendonly,
+        streams: Vec::new(),
+        send_encodings,
+    };
+    let transceiver = pc
+        .add_transceiver_from_track(track, Some(init))
+        .expect("a sendonly transceiver");
+    RTCRtpSenderId::from(transceiver)
 }
 
 /// `addr` as a peer connection's one host candidate (UDP).

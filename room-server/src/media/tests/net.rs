@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rtc::interceptor::{Registry, Slot};
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
     MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8,
@@ -24,6 +23,7 @@ use rtc::sdp::extmap::{AUDIO_LEVEL_URI, SDES_MID_URI, SDES_RTP_STREAM_ID_URI};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use crate::media::keyframe::KeyframeRequestTap;
+use crate::media::test_peer;
 use crate::media::{MediaCore, MediaInput, MediaKind, MediaOutput, Sfu, SfuConfig};
 
 pub(super) const SFU_ADDR: &str = "10.0.0.1:40000";
@@ -98,7 +98,7 @@ impl Peer {
             .build(now)
             .unwrap();
         let addr: SocketAddr = format!("10.0.0.2:{port}").parse().unwrap();
-        pc.add_local_candidate(crate::media::test_peer::host_candidate(addr))
+        pc.add_local_candidate(test_peer::host_candidate(addr))
             .unwrap();
         Self {
             name: name.to_owned(),
@@ -153,38 +153,15 @@ impl Peer {
 
     /// Publish a simulcast VP8 camera: one m-line, a layer per (rid, SSRC).
     pub(super) fn publish_simulcast(&mut self, layers: &[(&str, u32)]) {
-        let encodings = layers
-            .iter()
-            .map(|(rid, ssrc)| {
-                let mut e = crate::media::test_peer::send_encoding(
-                    RtpCodecKind::Video,
-                    MIME_TYPE_VP8,
-                    90_000,
-                    0,
-                    *ssrc,
-                );
-                e.rtp_coding_parameters.rid = (*rid).to_owned();
-                e
-            })
-            .collect::<Vec<_>>();
-        let track = MediaStreamTrack::new(
+        let sender = test_peer::add_sendonly(
+            &mut self.pc,
             format!("{}-stream", self.name),
             format!("{}-camera", self.name),
-            format!("{}-camera", self.name),
             RtpCodecKind::Video,
-            encodings.clone(),
+            test_peer::simulcast_encodings(layers.iter().copied()),
         );
-        let init = RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Sendonly,
-            streams: vec![],
-            send_encodings: encodings,
-        };
-        let id = self
-            .pc
-            .add_transceiver_from_track(track, Some(init))
-            .unwrap();
         let layers = layers.iter().map(|(r, s)| ((*r).to_owned(), *s)).collect();
-        self.simulcast = Some((RTCRtpSenderId::from(id), layers));
+        self.simulcast = Some((sender, layers));
     }
 
     /// One frame on every simulcast layer: a VP8 packet whose filler byte is
@@ -269,24 +246,15 @@ impl Peer {
 
     pub(super) fn add_tracks(&mut self, tracks: &[(RtpCodecKind, &str, u32, u16, u32)]) {
         for &(kind, mime, clock, channels, ssrc) in tracks {
-            let coding = crate::media::test_peer::send_encoding(kind, mime, clock, channels, ssrc);
-            let track = MediaStreamTrack::new(
+            let coding = test_peer::send_encoding(kind, mime, clock, channels, ssrc);
+            let sender = test_peer::add_sendonly(
+                &mut self.pc,
                 format!("{}-stream", self.name),
-                format!("{}-{mime}-{ssrc:x}", self.name),
                 format!("{}-{mime}-{ssrc:x}", self.name),
                 kind,
                 vec![coding],
             );
-            let init = RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Sendonly,
-                streams: vec![],
-                send_encodings: vec![],
-            };
-            let id = self
-                .pc
-                .add_transceiver_from_track(track, Some(init))
-                .unwrap();
-            self.senders.push((ssrc, RTCRtpSenderId::from(id)));
+            self.senders.push((ssrc, sender));
         }
     }
 
