@@ -64,6 +64,16 @@ impl TestRoom {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The room's `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.http("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn token_with(&self, sub: &str, grants: Grants, f: impl FnOnce(&mut RoomClaims)) -> String {
         let now = now_unix();
         let mut claims = RoomClaims {
@@ -191,4 +201,11 @@ pub async fn raw_join(room: &TestRoom, sub: &str) -> RawSocket {
     })
     .await;
     ws
+}
+
+/// The value of the first sample in a `/metrics` page whose line starts with
+/// `name` (a metric name, with its labels if it has any).
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    line.rsplit(' ').next()?.parse().ok()
 }

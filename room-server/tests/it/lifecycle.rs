@@ -22,12 +22,7 @@ async fn health_ready_and_metrics_answer() {
         reqwest::get(room.http("/readyz")).await.unwrap().status(),
         200
     );
-    let text = reqwest::get(room.http("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = room.metrics().await;
     for name in [
         "rendezvous_room_participants 1",
         "rendezvous_room_messages_in_total",

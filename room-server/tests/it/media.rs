@@ -25,7 +25,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::runtime::default_runtime;
 
-use crate::common::{within, TestRoom};
+use crate::common::{metric, within, TestRoom};
 
 #[path = "../../src/media/test_peer.rs"]
 mod test_peer;
@@ -328,13 +328,9 @@ async fn a_publishers_audio_and_video_reach_two_subscribers_intact_and_in_order(
     expect_forwarded(&bob, &sent).await;
     expect_forwarded(&carol, &sent).await;
 
-    let metrics = reqwest::get(room.http("/metrics")).await.unwrap();
-    let text = metrics.text().await.unwrap();
+    let text = room.metrics().await;
     assert!(text.contains("rendezvous_room_media_sessions 3"), "{text}");
-    let count = |name: &str| -> u64 {
-        let line = text.lines().find(|l| l.starts_with(name)).expect(name);
-        line.rsplit(' ').next().unwrap().parse().unwrap()
-    };
+    let count = |name: &str| -> u64 { metric(&text, name).expect(name) as u64 };
     // 120 packets on each of two tracks came in; twice that went out.
     assert!(count("rendezvous_room_media_datagrams_in_total") > 240);
     assert!(count("rendezvous_room_media_datagrams_out_total") > 480);
@@ -350,19 +346,9 @@ async fn a_publishers_audio_and_video_reach_two_subscribers_intact_and_in_order(
     let rtt = "rendezvous_room_media_subscriber_rtt_seconds";
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let (samples, total) = loop {
-        let text = reqwest::get(room.http("/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = room.metrics().await;
         let value = |suffix: &str| -> f64 {
-            let name = format!("{rtt}_{suffix}{{kind=\"video\"}}");
-            text.lines()
-                .find(|l| l.starts_with(&name))
-                .and_then(|l| l.rsplit(' ').next())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0.0)
+            metric(&text, &format!("{rtt}_{suffix}{{kind=\"video\"}}")).unwrap_or(0.0)
         };
         let samples = value("count");
         if samples >= 1.0 || tokio::time::Instant::now() > deadline {
