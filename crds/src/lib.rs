@@ -57,6 +57,7 @@ impl RoomKind {
     printcolumn(name = "Kind", type_ = "string", json_path = ".spec.kind"),
     printcolumn(name = "Creator", type_ = "string", json_path = ".spec.creator"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Media", type_ = "integer", json_path = ".status.mediaPort"),
     printcolumn(
         name = "Participants",
         type_ = "integer",
@@ -156,7 +157,8 @@ pub struct RoomStatus {
     /// `podIP:port` of the room server, once ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
-    /// UDP port for media, once known.
+    /// UDP port of the room's media (WebRTC), once its Pod exists: the node's port
+    /// with `--media-host-ports`, else the port on the Pod's IP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_port: Option<u16>,
     /// People inside, as last reported.
@@ -219,7 +221,7 @@ mod tests {
             .flatten()
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(cols, ["Kind", "Creator", "Phase", "Participants", "Age"]);
+        assert_eq!(cols, ["Kind", "Creator", "Phase", "Media", "Participants", "Age"]);
         assert!(v.subresources.as_ref().unwrap().status.is_some());
     }
 

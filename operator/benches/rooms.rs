@@ -204,7 +204,7 @@ async fn baseline(client: &Client, n: usize) -> Measured {
         // The operator's Pod for a Room of this name, minus the owner (there is none).
         let mut room = Room::new(&format!("p{i:04}"), room_spec());
         room.metadata.namespace = Some(ns.clone());
-        let mut pod = desired_pod(&room, &cfg);
+        let mut pod = desired_pod(&room, &cfg, 8091);
         pod.metadata.owner_references = None;
         async move {
             let name = pod.name_any();

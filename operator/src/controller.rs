@@ -26,7 +26,8 @@ use serde_json::json;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::occupancy::{self, Occupancy};
-use crate::pod::{desired_pod, pod_name, PodConfig};
+use crate::pod::{desired_pod, pod_name, MediaPorts, PodConfig};
+use crate::ports::{room_key, MediaPortPool};
 use crate::status::status_from;
 
 /// The one field manager of every write the operator makes.
@@ -55,8 +56,46 @@ pub struct Context {
     pub metrics: Metrics,
     /// Room Pods (label `rendezvous.dev/room`), fed by the controller's watch of owned Pods.
     pub pods: Store<Pod>,
+    /// Set once `pods` has had its first list; see [`Context::pods_ready`].
+    pub pods_listed: tokio::sync::OnceCell<()>,
     /// Participant counts the room servers last reported.
     pub occupancy: Arc<Occupancy>,
+    /// Host ports for room media (`--media-host-ports`); `None`: the pod network.
+    pub media_ports: Option<MediaPortPool>,
+}
+
+impl Context {
+    /// Wait until the Pod cache has had its first list (once per leadership term).
+    async fn pods_ready(&self) {
+        wait_listed(&self.pods_listed, &self.pods).await;
+    }
+
+    /// The media port a new Pod of `room` (in `ns`) gets.
+    fn media_port(&self, room: &Room, ns: &str) -> u16 {
+        match (&self.media_ports, self.settings.pod.media) {
+            (Some(pool), _) => pool.take(
+                &room_key(ns, &room.name_any()),
+                self.pods.state().iter().map(|p| &**p),
+            ),
+            (None, MediaPorts::PodNetwork(port)) => port,
+            // Not made: `run_controller` gives host ports a pool.
+            (None, MediaPorts::HostPorts { first, .. }) => first,
+        }
+    }
+}
+
+/// Wait until `store` has had its first list, however many tasks wait at once.
+///
+/// Only one task waits on the store itself: `Store::wait_until_ready` (kube-runtime
+/// 5) polls one shared oneshot receiver, which keeps the waker of its last poller
+/// only, so of several reconciles waiting at once all but one slept forever; at
+/// start-up those Rooms never got a Pod. The others wait on `cell`. An error means
+/// the watch is gone (shutting down); callers stay correct on an empty cache.
+async fn wait_listed(cell: &tokio::sync::OnceCell<()>, store: &Store<Pod>) {
+    cell.get_or_init(|| async {
+        let _ = store.wait_until_ready().await;
+    })
+    .await;
 }
 
 /// Entry point of one reconcile: the finalizer decides between apply and cleanup.
@@ -200,7 +239,7 @@ async fn apply(room: &Room, ctx: &Context) -> Result<Action> {
     }
     let give_up = pod.is_none() && restarts > ctx.settings.max_restarts;
     if pod.is_none() && !give_up {
-        let want = desired_pod(room, &ctx.settings.pod);
+        let want = desired_pod(room, &ctx.settings.pod, ctx.media_port(room, &ns));
         let params = PatchParams::apply(MANAGER).force();
         pod = Some(
             pods.patch(&pod_name(room), &params, &Patch::Apply(&want))
@@ -252,9 +291,8 @@ async fn apply(room: &Room, ctx: &Context) -> Result<Action> {
 async fn room_pod(room: &Room, ns: &str, pods: &Api<Pod>, ctx: &Context) -> Result<Option<Pod>> {
     let name = pod_name(room);
     // Before the first list the cache is empty, which would send every Room with a Pod
-    // down the GET path: wait for it (once per leadership term). An error means the
-    // watch is gone (shutting down); the rules below stay correct on an empty cache.
-    let _ = ctx.pods.wait_until_ready().await;
+    // down the GET path: wait for it.
+    ctx.pods_ready().await;
     let cached = ctx.pods.get(&ObjectRef::new(&name).within(ns));
     let named = room.status.as_ref().and_then(|s| s.pod_uid.as_deref());
     let agrees = match (&cached, named) {
@@ -350,6 +388,9 @@ async fn cleanup(room: &Room, ctx: &Context) -> Result<Action> {
             tracing::warn!("room server did not go in time; leaving it to garbage collection");
         }
     }
+    if let Some(pool) = &ctx.media_ports {
+        pool.release(&room_key(&ns, &room.name_any()));
+    }
     tracing::info!("room closed");
     Ok(Action::await_change())
 }
@@ -387,12 +428,18 @@ pub async fn run_controller(
     .touched_objects();
     let config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
     let occupancy_interval = settings.occupancy_interval;
+    let media_ports = match settings.pod.media {
+        MediaPorts::HostPorts { first, last } => Some(MediaPortPool::new(first, last)),
+        MediaPorts::PodNetwork(_) => None,
+    };
     let ctx = Arc::new(Context {
         client,
         settings,
         metrics,
         pods: pod_cache,
+        pods_listed: tokio::sync::OnceCell::new(),
         occupancy: Arc::default(),
+        media_ports,
     });
     // Rooms whose participant count changed are reconciled again, so the count lands
     // in status through the one writer of status. 256: a round's changes of a busy
@@ -441,5 +488,36 @@ pub fn count_phases(store: &Store<Room>, metrics: &Metrics) {
     }
     for (p, n) in Phase::ALL.iter().zip(counts) {
         metrics.rooms.with_label_values(&[p.as_str()]).set(n);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_reconcile_waiting_for_the_pod_cache_wakes_when_it_is_listed() {
+        let (store, mut writer) = reflector::store::<Pod>();
+        let cell = Arc::new(tokio::sync::OnceCell::new());
+        let waiters: Vec<_> = (0..5)
+            .map(|_| {
+                let (cell, store) = (cell.clone(), store.clone());
+                tokio::spawn(async move { wait_listed(&cell, &store).await })
+            })
+            .collect();
+        // Let every waiter park before the list arrives.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        for (i, w) in waiters.into_iter().enumerate() {
+            tokio::time::timeout(Duration::from_secs(2), w)
+                .await
+                .unwrap_or_else(|_| panic!("waiter {i} never woke"))
+                .expect("waiter task");
+        }
+        // Later callers pass at once.
+        tokio::time::timeout(Duration::from_millis(100), wait_listed(&cell, &store))
+            .await
+            .expect("ready stays ready");
     }
 }

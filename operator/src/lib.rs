@@ -14,6 +14,7 @@ pub mod leader;
 pub mod metrics;
 pub mod occupancy;
 pub mod pod;
+pub mod ports;
 pub mod status;
 
 use std::future::Future;
@@ -61,6 +62,24 @@ pub struct Args {
     /// Port the room server listens on in its Pod (the endpoint is `podIP:PORT`).
     #[arg(long, env = "RENDEZVOUS_OPERATOR_ROOM_PORT", default_value_t = 8090)]
     pub room_port: u16,
+
+    /// UDP port of each room's media (WebRTC) on its Pod's own IP, which the room
+    /// advertises: for pod networks participants can reach. Unused with
+    /// `--media-host-ports`.
+    #[arg(
+        long,
+        env = "RENDEZVOUS_OPERATOR_ROOM_MEDIA_PORT",
+        default_value_t = 8091
+    )]
+    pub room_media_port: u16,
+
+    /// Give each room a UDP port of its node from this range (`FIRST-LAST`, as
+    /// `hostPort`) and advertise the node's address, so participants outside the pod
+    /// network reach the media. No two Rooms on one node share a port. The Rooms'
+    /// namespace must allow host ports (they are outside the restricted and baseline
+    /// Pod Security Standards). Default: off (`--room-media-port` on the Pod IP).
+    #[arg(long, env = "RENDEZVOUS_OPERATOR_MEDIA_HOST_PORTS", value_parser = pod::parse_port_range)]
+    pub media_host_ports: Option<(u16, u16)>,
 
     /// CPU request of a room Pod.
     #[arg(
@@ -155,6 +174,7 @@ impl Args {
                 memory_limit: self.room_memory_limit.clone(),
                 token_jwks_url: self.room_token_jwks_url.clone(),
                 termination_grace_secs: self.close_grace.as_secs() as i64,
+                media: pod::MediaPorts::from_flags(self.room_media_port, self.media_host_ports),
             },
             max_restarts: self.max_restarts,
             close_grace: self.close_grace,

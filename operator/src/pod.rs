@@ -6,12 +6,19 @@
 //! the Room. `restartPolicy: Never`: a room's state lives in memory, so a restarted
 //! container would be a different, empty room; the operator decides about
 //! replacements (bounded by `--max-restarts`).
+//!
+//! Media (WebRTC over UDP) reaches the room one of two ways ([`MediaPorts`]): on a
+//! fixed port of the Pod's own IP (the default; participants must reach the pod
+//! network), or on a port of the node (`hostPort`) from a range, one per Room, at the
+//! node's address. The room server advertises that address and port in its ICE
+//! candidate (`RENDEZVOUS_ROOM_PUBLIC_IP` from the downward API).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EnvVar, HTTPGetAction, Pod, PodSecurityContext,
-    PodSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext,
+    Capabilities, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+    ObjectFieldSelector, Pod, PodSecurityContext, PodSpec, Probe, ResourceRequirements,
+    SeccompProfile, SecurityContext,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -34,6 +41,53 @@ pub struct PodConfig {
     pub token_jwks_url: Option<String>,
     /// Seconds a room gets between SIGTERM (everyone gets `room_closed`) and SIGKILL.
     pub termination_grace_secs: i64,
+    /// Where the room's media socket is reached.
+    pub media: MediaPorts,
+}
+
+/// How participants reach a room's media (UDP) socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaPorts {
+    /// Every room on this port of its own Pod IP: for a pod network participants can
+    /// reach (a flat VPC network, the test cluster). Meets the restricted Pod Security
+    /// Standard.
+    PodNetwork(u16),
+    /// Each Room gets a port of its node from `first..=last` (`hostPort`, the same
+    /// number inside the Pod) and advertises the node's address (`status.hostIP`).
+    /// The operator spreads Rooms over the range (least-used port first); the
+    /// scheduler never puts two Pods with one host port on one node. `hostPort` is
+    /// outside the baseline and restricted Pod Security Standards, so the Rooms'
+    /// namespace must allow it.
+    HostPorts { first: u16, last: u16 },
+}
+
+impl MediaPorts {
+    /// `--media-host-ports` wins over `--room-media-port`.
+    pub fn from_flags(room_media_port: u16, host_ports: Option<(u16, u16)>) -> Self {
+        match host_ports {
+            Some((first, last)) => Self::HostPorts { first, last },
+            None => Self::PodNetwork(room_media_port),
+        }
+    }
+}
+
+/// Parse a host-port range `FIRST-LAST` (`--media-host-ports`).
+pub fn parse_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (a, b) = s
+        .split_once('-')
+        .ok_or_else(|| format!("`{s}`: expected FIRST-LAST, for example 30000-30999"))?;
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("`{p}` is not a port (1-65535)"))
+    };
+    let (first, last) = (port(a)?, port(b)?);
+    if first > last {
+        return Err(format!("`{s}`: the first port is above the last"));
+    }
+    Ok((first, last))
 }
 
 impl PodConfig {
@@ -48,6 +102,7 @@ impl PodConfig {
             memory_limit: "256Mi".into(),
             token_jwks_url: None,
             termination_grace_secs: 5,
+            media: MediaPorts::PodNetwork(8091),
         }
     }
 }
@@ -93,7 +148,10 @@ fn probe(path: &str, period: i32) -> Probe {
     }
 }
 
-fn args(room: &Room, cfg: &PodConfig) -> Vec<String> {
+/// Name of the room container's media port (`status.mediaPort` reads it back).
+pub const MEDIA_PORT_NAME: &str = "media";
+
+fn args(room: &Room, cfg: &PodConfig, media_port: u16) -> Vec<String> {
     let s = &room.spec;
     vec![
         "room".into(),
@@ -107,36 +165,67 @@ fn args(room: &Room, cfg: &PodConfig) -> Vec<String> {
         format!("{}s", s.idle_timeout),
         "--max-duration".into(),
         format!("{}s", s.max_duration),
+        "--media-port".into(),
+        media_port.to_string(),
     ]
 }
 
-fn container(room: &Room, cfg: &PodConfig) -> Container {
-    let env = cfg.token_jwks_url.iter().map(|url| EnvVar {
-        name: "RENDEZVOUS_ROOM_TOKEN_JWKS_URL".into(),
-        value: Some(url.clone()),
+fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
         ..EnvVar::default()
-    });
+    }
+}
+
+/// An environment variable from the Pod's own status (the downward API).
+fn env_from_status(name: &str, field: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field.into(),
+                ..ObjectFieldSelector::default()
+            }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn container(room: &Room, cfg: &PodConfig, media_port: u16) -> Container {
+    let (host_port, address) = match cfg.media {
+        MediaPorts::PodNetwork(_) => (None, "status.podIP"),
+        MediaPorts::HostPorts { .. } => (Some(media_port.into()), "status.hostIP"),
+    };
+    let mut env = vec![
+        env("RENDEZVOUS_LOG_FORMAT", "json"),
+        env_from_status("RENDEZVOUS_ROOM_PUBLIC_IP", address),
+    ];
+    if let Some(url) = &cfg.token_jwks_url {
+        env.push(self::env("RENDEZVOUS_ROOM_TOKEN_JWKS_URL", url));
+    }
     Container {
         name: "room".into(),
         image: Some(cfg.image.clone()),
         image_pull_policy: Some(cfg.image_pull_policy.clone()),
-        args: Some(args(room, cfg)),
-        env: Some(
-            [EnvVar {
-                name: "RENDEZVOUS_LOG_FORMAT".into(),
-                value: Some("json".into()),
-                ..EnvVar::default()
-            }]
-            .into_iter()
-            .chain(env)
-            .collect(),
-        ),
-        ports: Some(vec![ContainerPort {
-            name: Some("http".into()),
-            container_port: cfg.port.into(),
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        }]),
+        args: Some(args(room, cfg, media_port)),
+        env: Some(env),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some("http".into()),
+                container_port: cfg.port.into(),
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some(MEDIA_PORT_NAME.into()),
+                container_port: media_port.into(),
+                host_port,
+                protocol: Some("UDP".into()),
+                ..ContainerPort::default()
+            },
+        ]),
         readiness_probe: Some(probe("/readyz", 2)),
         liveness_probe: Some(probe("/healthz", 10)),
         resources: Some(ResourceRequirements {
@@ -167,8 +256,23 @@ fn runtime_default() -> SeccompProfile {
     }
 }
 
-/// The Pod `room` should have. The caller applies it with server-side apply.
-pub fn desired_pod(room: &Room, cfg: &PodConfig) -> Pod {
+/// The media port a room Pod was given (its `hostPort`, else its container port).
+pub fn media_port_of(pod: &Pod) -> Option<u16> {
+    let spec = pod.spec.as_ref()?;
+    spec.containers.iter().find_map(|c| {
+        let p = c
+            .ports
+            .as_ref()?
+            .iter()
+            .find(|p| p.name.as_deref() == Some(MEDIA_PORT_NAME))?;
+        u16::try_from(p.host_port.unwrap_or(p.container_port)).ok()
+    })
+}
+
+/// The Pod `room` should have, its media on `media_port` (the pod-network port, or
+/// the host port [`crate::ports::MediaPortPool`] gave it). The caller applies it with
+/// server-side apply.
+pub fn desired_pod(room: &Room, cfg: &PodConfig, media_port: u16) -> Pod {
     Pod {
         metadata: ObjectMeta {
             name: Some(pod_name(room)),
@@ -178,7 +282,7 @@ pub fn desired_pod(room: &Room, cfg: &PodConfig) -> Pod {
             ..ObjectMeta::default()
         },
         spec: Some(PodSpec {
-            containers: vec![container(room, cfg)],
+            containers: vec![container(room, cfg, media_port)],
             restart_policy: Some("Never".into()),
             // The room server never talks to the API server.
             automount_service_account_token: Some(false),
@@ -225,7 +329,7 @@ pub(crate) mod tests {
 
     #[test]
     fn pod_is_owned_labelled_and_named_after_the_room() {
-        let pod = desired_pod(&mk_room("r1"), &PodConfig::test());
+        let pod = desired_pod(&mk_room("r1"), &PodConfig::test(), 8091);
         assert_eq!(pod.metadata.name.as_deref(), Some("room-r1"));
         assert_eq!(pod.metadata.namespace.as_deref(), Some("ns"));
         let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
@@ -236,13 +340,13 @@ pub(crate) mod tests {
 
     #[test]
     fn pod_runs_the_room_with_its_settings() {
-        let pod = desired_pod(&mk_room("r1"), &PodConfig::test());
+        let pod = desired_pod(&mk_room("r1"), &PodConfig::test(), 8091);
         let c = &pod.spec.as_ref().unwrap().containers[0];
         let args = c.args.as_ref().unwrap().join(" ");
         assert_eq!(
             args,
             "room --room-id r1 --listen 0.0.0.0:8090 --max-participants 12 \
-             --idle-timeout 300s --max-duration 3600s"
+             --idle-timeout 300s --max-duration 3600s --media-port 8091"
         );
         let ready = c
             .readiness_probe
@@ -258,7 +362,7 @@ pub(crate) mod tests {
 
     #[test]
     fn pod_meets_the_restricted_security_standard() {
-        let pod = desired_pod(&mk_room("r1"), &PodConfig::test());
+        let pod = desired_pod(&mk_room("r1"), &PodConfig::test(), 8091);
         let spec = pod.spec.unwrap();
         let psc = spec.security_context.unwrap();
         assert_eq!(psc.run_as_non_root, Some(true));
@@ -277,10 +381,92 @@ pub(crate) mod tests {
             token_jwks_url: Some("http://router/.well-known/room-jwks.json".into()),
             ..PodConfig::test()
         };
-        let pod = desired_pod(&mk_room("r1"), &cfg);
+        let pod = desired_pod(&mk_room("r1"), &cfg, 8091);
         let env = pod.spec.unwrap().containers[0].env.clone().unwrap();
         assert!(env
             .iter()
             .any(|e| e.name == "RENDEZVOUS_ROOM_TOKEN_JWKS_URL"));
+    }
+
+    fn env_of(pod: &Pod, name: &str) -> EnvVar {
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        c.env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap()
+            .clone()
+    }
+
+    fn field_of(e: &EnvVar) -> &str {
+        &e.value_from
+            .as_ref()
+            .unwrap()
+            .field_ref
+            .as_ref()
+            .unwrap()
+            .field_path
+    }
+
+    #[test]
+    fn pod_network_media_is_the_pods_own_port_and_address() {
+        let pod = desired_pod(&mk_room("r1"), &PodConfig::test(), 8091);
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        let media = &c.ports.as_ref().unwrap()[1];
+        assert_eq!(media.name.as_deref(), Some("media"));
+        assert_eq!((media.container_port, media.host_port), (8091, None));
+        assert_eq!(media.protocol.as_deref(), Some("UDP"));
+        assert_eq!(
+            field_of(&env_of(&pod, "RENDEZVOUS_ROOM_PUBLIC_IP")),
+            "status.podIP"
+        );
+        assert_eq!(media_port_of(&pod), Some(8091));
+    }
+
+    #[test]
+    fn host_port_media_is_the_nodes_port_and_address() {
+        let cfg = PodConfig {
+            media: MediaPorts::HostPorts {
+                first: 30000,
+                last: 30009,
+            },
+            ..PodConfig::test()
+        };
+        let pod = desired_pod(&mk_room("r1"), &cfg, 30004);
+        let c = &pod.spec.as_ref().unwrap().containers[0];
+        let media = &c.ports.as_ref().unwrap()[1];
+        assert_eq!(
+            (media.container_port, media.host_port),
+            (30004, Some(30004))
+        );
+        assert!(c
+            .args
+            .as_ref()
+            .unwrap()
+            .join(" ")
+            .ends_with("--media-port 30004"));
+        assert_eq!(
+            field_of(&env_of(&pod, "RENDEZVOUS_ROOM_PUBLIC_IP")),
+            "status.hostIP"
+        );
+        assert_eq!(media_port_of(&pod), Some(30004));
+        assert_eq!(media_port_of(&Pod::default()), None);
+    }
+
+    #[test]
+    fn port_ranges_parse_and_bad_ones_say_why() {
+        assert_eq!(parse_port_range("30000-30999"), Ok((30000, 30999)));
+        assert_eq!(parse_port_range("7000-7000"), Ok((7000, 7000)));
+        for (bad, why) in [
+            ("30000", "expected FIRST-LAST"),
+            ("0-10", "not a port"),
+            ("1-70000", "not a port"),
+            ("a-b", "not a port"),
+            ("9-8", "above the last"),
+        ] {
+            let err = parse_port_range(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 }

@@ -13,6 +13,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt as _;
 use rendezvous_crds::{Phase, Room, RoomStatus};
 
+use crate::pod::media_port_of;
+
 /// Container waiting reasons that mean the room will not start without help.
 const FATAL_WAITING: [&str; 4] = [
     "InvalidImageName",
@@ -150,7 +152,7 @@ pub fn status_from(room: &Room, pod: Option<&Pod>, port: u16) -> RoomStatus {
     RoomStatus {
         phase: seen.phase,
         endpoint,
-        media_port: None,
+        media_port: pod.and_then(media_port_of),
         participants: old.participants,
         started_at,
         observed_generation: room.metadata.generation,
@@ -246,6 +248,17 @@ mod tests {
         assert_eq!(s.endpoint.as_deref(), Some("10.0.0.7:8090"));
         assert_eq!(ready_reason(&s), ("True", "RoomReady"));
         assert_eq!(s.pod_uid.as_deref(), Some("pod-uid"));
+        // The test Pod has no spec, so no media port to report.
+        assert_eq!(s.media_port, None);
+    }
+
+    #[test]
+    fn media_port_comes_from_the_pod_spec() {
+        let room = mk_room("r");
+        let mut pod = crate::pod::desired_pod(&room, &crate::pod::PodConfig::test(), 8091);
+        pod.status = mk_pod("Pending", false, None).status;
+        assert_eq!(status_from(&room, Some(&pod), 8090).media_port, Some(8091));
+        assert_eq!(status_from(&room, None, 8090).media_port, None);
     }
 
     #[test]

@@ -71,6 +71,8 @@ async fn applied_room_gets_an_owned_pod_and_becomes_ready() {
         .pod_ip
         .unwrap();
     assert_eq!(status.endpoint, Some(format!("{ip}:8090")));
+    // Media on the Pod's own IP by default (`--room-media-port`).
+    assert_eq!(status.media_port, Some(8091));
     assert_eq!(
         room.metadata.finalizers,
         Some(vec![rendezvous_crds::FINALIZER.to_owned()])
@@ -81,7 +83,15 @@ async fn applied_room_gets_an_owned_pod_and_becomes_ready() {
     let header: Vec<_> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "KIND", "CREATOR", "PHASE", "PARTICIPANTS", "AGE"]
+        [
+            "NAME",
+            "KIND",
+            "CREATOR",
+            "PHASE",
+            "MEDIA",
+            "PARTICIPANTS",
+            "AGE"
+        ]
     );
     assert!(table.contains("r1") && table.contains("Ready"), "{table}");
     common::finish(&client, &ns, op).await;
@@ -265,6 +275,35 @@ async fn a_pod_deleted_by_hand_is_replaced_then_the_room_fails() {
     assert_eq!(room.status.unwrap().conditions[0].reason, "TooManyRestarts");
     let now = pod_of(&pods, "r1").await;
     assert!(now.is_none() || now.unwrap().uid() == second);
+    common::finish(&client, &ns, op).await;
+}
+
+#[tokio::test]
+async fn rooms_waiting_when_the_operator_starts_all_get_their_pods() {
+    // The reconciles that start before the Pod cache's first list all wait for it.
+    // They used to wait on kube's `Store::wait_until_ready` each, which wakes only the
+    // last of them, and the other Rooms never got a Pod. Whether that race comes up
+    // here depends on which first list ends first; the controller's unit test
+    // `every_reconcile_waiting_for_the_pod_cache_wakes_when_it_is_listed` makes it
+    // happen every time.
+    let Some(client) = client().await else { return };
+    let ns = common::namespace(&client, "op-start").await;
+    let manifests: Vec<String> = (1..=6)
+        .map(|i| room_yaml(&ns, &format!("r{i}"), 5))
+        .collect();
+    assert!(apply(&manifests.join("---\n")).status.success());
+    let op = Operator::spawn(&client, args(&ns, "a", &[])).await;
+    let rooms: Api<Room> = Api::namespaced(client.clone(), &ns);
+    eventually(30, "all six Rooms Ready", || async {
+        let list = rooms.list(&Default::default()).await.ok()?;
+        let ready = list
+            .items
+            .iter()
+            .filter(|r| r.status.as_ref().is_some_and(|s| s.phase == Phase::Ready))
+            .count();
+        (ready == 6).then_some(())
+    })
+    .await;
     common::finish(&client, &ns, op).await;
 }
 

@@ -112,7 +112,7 @@ async fn the_operator_cannot_create_a_pod_in_another_namespace() {
         .unwrap(),
     );
     let cfg = rendezvous_operator::pod::PodConfig::test();
-    let pod = rendezvous_operator::pod::desired_pod(&room, &cfg);
+    let pod = rendezvous_operator::pod::desired_pod(&room, &cfg, 8091);
     let dry = PostParams {
         dry_run: true,
         ..PostParams::default()

@@ -52,18 +52,27 @@ pub async fn install_crd(client: &Client) {
 /// A fresh namespace `prefix-XXXX` that enforces the `restricted` Pod Security
 /// Standard.
 pub async fn namespace(client: &Client, prefix: &str) -> String {
+    // The API server's PodSecurity admission refuses any Pod in here that does not
+    // meet the `restricted` profile, so every test also checks the room Pod's spec.
+    namespace_with(
+        client,
+        prefix,
+        &[("pod-security.kubernetes.io/enforce", "restricted")],
+    )
+    .await
+}
+
+/// A fresh namespace `prefix-XXXX` with these labels.
+pub async fn namespace_with(client: &Client, prefix: &str, labels: &[(&str, &str)]) -> String {
     let name = format!("{prefix}-{:08x}", rand_u32());
     let nss: Api<Namespace> = Api::all(client.clone());
     let mut ns = Namespace::default();
     ns.metadata.name = Some(name.clone());
-    // The API server's PodSecurity admission refuses any Pod in here that does not
-    // meet the `restricted` profile, so every test also checks the room Pod's spec.
     ns.metadata.labels = Some(
-        [(
-            "pod-security.kubernetes.io/enforce".to_owned(),
-            "restricted".to_owned(),
-        )]
-        .into(),
+        labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
     );
     nss.create(&PostParams::default(), &ns)
         .await
