@@ -221,7 +221,10 @@ mod tests {
             .flatten()
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(cols, ["Kind", "Creator", "Phase", "Media", "Participants", "Age"]);
+        assert_eq!(
+            cols,
+            ["Kind", "Creator", "Phase", "Media", "Participants", "Age"]
+        );
         assert!(v.subresources.as_ref().unwrap().status.is_some());
     }
 

@@ -26,9 +26,8 @@
 //! failing unless every receiver got media through both.
 
 mod common;
-#[path = "../src/media/test_peer.rs"]
-mod test_peer;
 
+use rendezvous_room::media_client;
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
@@ -212,7 +211,7 @@ impl Peer {
             .with_interceptor_registry(registry)
             .build(now)
             .unwrap();
-        pc.add_local_candidate(test_peer::host_candidate(addr))
+        pc.add_local_candidate(media_client::host_candidate(addr).unwrap())
             .unwrap();
         Self {
             name,
@@ -252,9 +251,10 @@ impl Peer {
         ];
         for (i, (kind, mime, clock, channels, pt, bytes, pps)) in tracks.into_iter().enumerate() {
             let ssrc = base + i as u32;
-            let coding = test_peer::send_encoding(kind, mime, clock, channels, ssrc);
+            let coding = media_client::send_encoding(kind, mime, clock, channels, ssrc);
             let id = format!("{}-{ssrc:x}", self.name);
-            let t = test_peer::add_sendonly(&mut self.pc, id.clone(), id, kind, vec![coding]);
+            let t = media_client::add_sendonly(&mut self.pc, id.clone(), id, kind, vec![coding])
+                .unwrap();
             self.senders.push((ssrc, t, pt, bytes, pps));
             self.layers.push(None);
         }
@@ -263,15 +263,17 @@ impl Peer {
     /// Sendonly Opus (SSRC `base`) and a simulcast VP8 camera: the `LAYERS`,
     /// SSRCs `base + 1` on.
     fn publish_simulcast(&mut self, base: u32) {
-        let coding = test_peer::send_encoding(RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2, base);
+        let coding =
+            media_client::send_encoding(RtpCodecKind::Audio, MIME_TYPE_OPUS, 48_000, 2, base);
         let id = format!("{}-{base:x}", self.name);
-        let audio = test_peer::add_sendonly(
+        let audio = media_client::add_sendonly(
             &mut self.pc,
             id.clone(),
             id,
             RtpCodecKind::Audio,
             vec![coding],
-        );
+        )
+        .unwrap();
         self.senders
             .push((base, audio, 111, AUDIO_BYTES, AUDIO_PPS));
         self.layers.push(None);
@@ -280,13 +282,14 @@ impl Peer {
             .enumerate()
             .map(|(i, (rid, ..))| (*rid, base + 1 + i as u32));
         let id = format!("{}-camera", self.name);
-        let t = test_peer::add_sendonly(
+        let t = media_client::add_sendonly(
             &mut self.pc,
             id.clone(),
             id,
             RtpCodecKind::Video,
-            test_peer::simulcast_encodings(layers),
-        );
+            media_client::simulcast_encodings(layers),
+        )
+        .unwrap();
         for (i, (rid, pps, bytes, height)) in LAYERS.iter().enumerate() {
             self.senders
                 .push((base + 1 + i as u32, t, 96, *bytes, *pps));

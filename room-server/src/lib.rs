@@ -21,6 +21,7 @@ mod error;
 mod http;
 pub mod join;
 pub mod media;
+pub mod media_client;
 mod metrics;
 pub mod protocol;
 pub mod protocol_doc;

@@ -15,21 +15,19 @@
 
 #[cfg(target_os = "linux")]
 pub mod batch;
-mod codecs;
+pub(crate) mod codecs;
 mod demux;
 mod forward;
-mod keyframe;
+pub(crate) mod keyframe;
 mod session;
 mod sfu;
 pub(crate) mod shell;
 mod simulcast;
 mod speaker;
 #[cfg(test)]
-mod test_peer;
-#[cfg(test)]
 mod tests;
 mod ufrag;
-mod vp8;
+pub(crate) mod vp8;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -9,5 +9,6 @@ mod join;
 mod lifecycle;
 mod limits;
 mod media;
+mod media_client;
 mod moderation;
 mod presence;

@@ -2,6 +2,7 @@
 //! the room WebSocket and send Opus and VP8 RTP to the room's UDP port; ICE,
 //! DTLS-SRTP and RTP are real on both sides.
 
+use rendezvous_room::media_client;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,9 +27,6 @@ use webrtc::peer_connection::{
 use webrtc::runtime::default_runtime;
 
 use crate::common::{metric, within, TestRoom};
-
-#[path = "../../src/media/test_peer.rs"]
-mod test_peer;
 
 /// Events a test peer reports; 256 is far more than a test produces.
 const EVENTS: usize = 256;
@@ -220,7 +218,9 @@ async fn publish(peer: &mut MediaPeer, name: &str) -> Publishing {
             format!("{name}-{mime}"),
             format!("{name}-{mime}"),
             kind,
-            vec![test_peer::send_encoding(kind, mime, clock, channels, ssrc)],
+            vec![media_client::send_encoding(
+                kind, mime, clock, channels, ssrc,
+            )],
         )));
         let init = RTCRtpTransceiverInit {
             direction: RTCRtpTransceiverDirection::Sendonly,

@@ -23,8 +23,8 @@ use rtc::sdp::extmap::{AUDIO_LEVEL_URI, SDES_MID_URI, SDES_RTP_STREAM_ID_URI};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use crate::media::keyframe::KeyframeRequestTap;
-use crate::media::test_peer;
 use crate::media::{MediaCore, MediaInput, MediaKind, MediaOutput, Sfu, SfuConfig};
+use crate::media_client;
 
 pub(super) const SFU_ADDR: &str = "10.0.0.1:40000";
 pub(super) const AUDIO_SSRC: u32 = 0x1111_0001;
@@ -98,7 +98,7 @@ impl Peer {
             .build(now)
             .unwrap();
         let addr: SocketAddr = format!("10.0.0.2:{port}").parse().unwrap();
-        pc.add_local_candidate(test_peer::host_candidate(addr))
+        pc.add_local_candidate(media_client::host_candidate(addr).unwrap())
             .unwrap();
         Self {
             name: name.to_owned(),
@@ -153,13 +153,14 @@ impl Peer {
 
     /// Publish a simulcast VP8 camera: one m-line, a layer per (rid, SSRC).
     pub(super) fn publish_simulcast(&mut self, layers: &[(&str, u32)]) {
-        let sender = test_peer::add_sendonly(
+        let sender = media_client::add_sendonly(
             &mut self.pc,
             format!("{}-stream", self.name),
             format!("{}-camera", self.name),
             RtpCodecKind::Video,
-            test_peer::simulcast_encodings(layers.iter().copied()),
-        );
+            media_client::simulcast_encodings(layers.iter().copied()),
+        )
+        .unwrap();
         let layers = layers.iter().map(|(r, s)| ((*r).to_owned(), *s)).collect();
         self.simulcast = Some((sender, layers));
     }
@@ -246,14 +247,15 @@ impl Peer {
 
     pub(super) fn add_tracks(&mut self, tracks: &[(RtpCodecKind, &str, u32, u16, u32)]) {
         for &(kind, mime, clock, channels, ssrc) in tracks {
-            let coding = test_peer::send_encoding(kind, mime, clock, channels, ssrc);
-            let sender = test_peer::add_sendonly(
+            let coding = media_client::send_encoding(kind, mime, clock, channels, ssrc);
+            let sender = media_client::add_sendonly(
                 &mut self.pc,
                 format!("{}-stream", self.name),
                 format!("{}-{mime}-{ssrc:x}", self.name),
                 kind,
                 vec![coding],
-            );
+            )
+            .unwrap();
             self.senders.push((ssrc, sender));
         }
     }
