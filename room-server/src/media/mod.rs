@@ -16,6 +16,7 @@
 #[cfg(target_os = "linux")]
 pub mod batch;
 pub(crate) mod codecs;
+mod congestion;
 mod demux;
 mod forward;
 pub(crate) mod keyframe;

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rtc::ice::candidate::CandidateConfig;
-use rtc::interceptor::{Registry, Slot};
+use rtc::interceptor::{CongestionControlBuilder, Registry, Slot, TwccSenderBuilder};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -33,6 +33,7 @@ use rtc::shared::error::{Error, Result};
 use rtc::shared::TaggedBytesMut;
 
 use super::codecs::media_engine;
+use super::congestion::{DelayEstimate, SharedGcc};
 use super::forward::TrackKey;
 use super::keyframe::KeyframeRequestTap;
 use super::simulcast::Layer;
@@ -122,6 +123,8 @@ pub(crate) struct Session {
     /// A moderator stopped forwarding this participant's audio / video.
     muted_audio: bool,
     muted_video: bool,
+    /// GCC's target over this participant's TWCC feedback (`congestion.rs`).
+    delay_estimate: DelayEstimate,
     /// Until when the session may take to connect; `None` once it has.
     connect_deadline: Option<Instant>,
     /// Whose video this participant wants (`watch`); None: everyone's.
@@ -148,6 +151,16 @@ impl Session {
         let mut media = media_engine()?;
         let registry = register_default_interceptors(Registry::new(), &mut media)?;
         let registry = registry.with(Slot::Custom(14_000), KeyframeRequestTap::default());
+        // Send-side congestion control: number what leaves, join the browser's
+        // TWCC feedback with it, run GCC (`congestion.rs`). The TWCC header
+        // extension and feedback are registered by the defaults above.
+        let (gcc, delay_estimate) = SharedGcc::new();
+        let registry = registry
+            .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+            .with(
+                Slot::CongestionControl,
+                CongestionControlBuilder::new(gcc).build(),
+            );
         let pc = RTCPeerConnectionBuilder::new()
             .with_setting_engine(settings)
             .with_media_engine(media)
@@ -173,6 +186,7 @@ impl Session {
             screen: HashSet::new(),
             muted_audio: false,
             muted_video: false,
+            delay_estimate,
             connect_deadline: None,
             watching: None,
             heights: BTreeMap::new(),
@@ -197,6 +211,12 @@ impl Session {
     /// The height this participant shows `publisher`'s camera at, if they said.
     pub(crate) fn rendered_height(&self, publisher: &str) -> Option<u32> {
         self.heights.get(publisher).copied()
+    }
+
+    /// What GCC makes of this participant's TWCC feedback, bits per second;
+    /// `None` before any feedback (a client without transport-cc).
+    pub(crate) fn delay_estimate(&self) -> Option<u64> {
+        self.delay_estimate.get()
     }
 
     /// Whether this participant wants `publisher`'s video forwarded.

@@ -890,6 +890,12 @@ impl Sfu {
                     .estimates
                     .get(&sub)
                     .map_or(super::simulcast::INITIAL_ESTIMATE, |e| e.bitrate(now));
+                // GCC over the subscriber's TWCC feedback caps it (delay and loss
+                // it saw first-hand; `congestion.rs`).
+                let delay = self.sessions.get(&sub).and_then(|s| s.delay_estimate());
+                let estimate = delay.map_or(estimate, |d| {
+                    estimate.min(d.max(super::simulcast::MIN_ESTIMATE))
+                });
                 let budget = estimate.saturating_sub(audios * AUDIO_BUDGET) / videos.max(1);
                 let height = self
                     .sessions

@@ -634,6 +634,19 @@ fn simulcast_received(peer: &Peer) -> Vec<(u32, u16, u16, u8, bool)> {
     got
 }
 
+/// The layers a peer's simulcast stream went through, with how many packets
+/// of each in a row.
+fn layer_runs(peer: &Peer) -> Vec<(u8, usize)> {
+    let mut runs: Vec<(u8, usize)> = Vec::new();
+    for g in simulcast_received(peer) {
+        match runs.last_mut() {
+            Some((l, n)) if *l == g.3 => *n += 1,
+            _ => runs.push((g.3, 1)),
+        }
+    }
+    runs
+}
+
 /// Simulcast: alice's camera in three layers. Bob's path is fast and he gets
 /// the top layer; carol's is policed to 120 kb/s, her receiver reports loss,
 /// and the SFU moves her down to the lowest layer; dave shows alice in a
@@ -703,13 +716,7 @@ fn simulcast_a_subscriber_limited_to_low_bandwidth_is_switched_to_the_low_layer(
     for name in ["bob", "carol"] {
         let got = simulcast_received(net.peer(name));
         let switches = got.windows(2).filter(|w| w[0].3 != w[1].3).count();
-        let mut runs: Vec<(u8, usize)> = Vec::new();
-        for g in &got {
-            match runs.last_mut() {
-                Some((l, n)) if *l == g.3 => *n += 1,
-                _ => runs.push((g.3, 1)),
-            }
-        }
+        let runs = layer_runs(net.peer(name));
         println!("{name}: {} packets, layers {runs:?}", got.len());
         assert!(name == "bob" || switches >= 1, "carol changed layers");
         for w in got.windows(2) {
@@ -760,4 +767,50 @@ fn simulcast_a_subscriber_limited_to_low_bandwidth_is_switched_to_the_low_layer(
         let whole = tail.windows(2).all(|w| w[1].1 == w[0].1.wrapping_add(1));
         assert!(whole, "{name}: the last second of alice's camera is whole");
     }
+}
+
+/// Congestion without loss: carol's path is a 150 kb/s bottleneck with an
+/// endless queue, so nothing is ever dropped and her receiver reports show no
+/// loss; only the delay grows. Her TWCC feedback shows it, GCC backs off, and
+/// the SFU moves her off the top layer, which receiver reports alone never
+/// would; bob, on a fast path, keeps the top layer throughout.
+///
+/// What this does not show: GCC here took about 3 s of simulated time (95
+/// frames, the queue past 2 s) to call overuse, and with no probing it climbs
+/// back and overshoots again; only the first reaction is asserted.
+#[test]
+fn simulcast_a_subscriber_whose_path_queues_is_switched_down_by_its_twcc_feedback() {
+    let mut net = Net::new();
+    for name in ["bob", "carol"] {
+        net.add(name);
+        net.peer(name).bootstrap();
+        net.offer(name, false, true);
+    }
+    net.add("alice");
+    let layers = [("q", 0x5200_0001), ("h", 0x5200_0002), ("f", 0x5200_0003)];
+    net.peer("alice").publish_simulcast(&layers);
+    net.offer("alice", true, true);
+    net.connect_all();
+    net.settle();
+    let now = net.now;
+    net.peer("carol").shape_to(150_000, now);
+    // About 60, 170 and 280 kb/s at 30 frames a second.
+    net.send_simulcast("alice", 240, &[250, 700, 1150]);
+    net.settle();
+
+    let bob = layer_runs(net.peer("bob"));
+    assert_eq!(bob.len(), 1, "bob stays on one layer: {bob:?}");
+    assert_eq!(bob[0].0, 2, "the top one");
+    let carol = layer_runs(net.peer("carol"));
+    assert_eq!(carol[0].0, 2, "carol starts on the top layer: {carol:?}");
+    assert!(
+        carol.len() >= 2 && carol[1].0 < 2,
+        "carol is switched down: {carol:?}"
+    );
+    // Nothing was lost on the way (no drop, no gap): receiver reports said 0 %
+    // loss, so the switch was the delay-based estimate's.
+    assert_eq!(net.peer("carol").policed, 0);
+    let got = simulcast_received(net.peer("carol"));
+    let whole = got.windows(2).all(|w| w[1].1 == w[0].1.wrapping_add(1));
+    assert!(whole, "carol lost nothing");
 }

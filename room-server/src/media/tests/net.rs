@@ -1,7 +1,7 @@
 //! The test network: browser-like `rtc` peers and the SFU, datagrams carried
 //! between made-up addresses on a simulated clock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -74,6 +74,11 @@ pub(super) struct Peer {
     simulcast: Option<(RTCRtpSenderId, Vec<(String, u32)>)>,
     /// Frames sent on the simulcast track.
     frames: u16,
+    /// A bottleneck towards this peer: its rate, when the link is next free,
+    /// and the datagrams queued on it (arrival instant, source, bytes). No loss:
+    /// the queue only grows, so what it costs is delay.
+    #[allow(clippy::type_complexity)]
+    shaper: Option<(u64, Instant, VecDeque<(Instant, SocketAddr, Vec<u8>)>)>,
 }
 
 impl Peer {
@@ -125,12 +130,43 @@ impl Peer {
             policed: 0,
             simulcast: None,
             frames: 0,
+            shaper: None,
         }
     }
 
     /// Police what reaches this peer to `bits_per_second` (a bucket of 100 ms).
     pub(super) fn limit_to(&mut self, bits_per_second: u64, now: Instant) {
         self.rate_limit = Some((bits_per_second, bits_per_second as f64 / 10.0, now));
+    }
+
+    /// Queue what reaches this peer behind a link of `bits_per_second`.
+    pub(super) fn shape_to(&mut self, bits_per_second: u64, now: Instant) {
+        self.shaper = Some((bits_per_second, now, Default::default()));
+    }
+
+    /// Hand this peer what the shaper's queue has delivered by `now`.
+    pub(super) fn deliver(&mut self, now: Instant) {
+        let local = self.addr;
+        while let Some((_, _, queue)) = &mut self.shaper {
+            match queue.front() {
+                Some((at, ..)) if *at <= now => {}
+                _ => break,
+            }
+            let Some((at, source, data)) = queue.pop_front() else {
+                break;
+            };
+            let msg = TaggedBytesMut {
+                now: at,
+                transport: TransportContext {
+                    local_addr: local,
+                    peer_addr: source,
+                    ecn: None,
+                    transport_protocol: TransportProtocol::UDP,
+                },
+                message: BytesMut::from(&data[..]),
+            };
+            let _ = self.pc.handle_read(msg);
+        }
     }
 
     /// Whether the policer eats a datagram of `len` bytes arriving at `now`.
@@ -386,6 +422,14 @@ impl Net {
                         if p.blackholed || p.drops(&data) || p.policed(data.len(), now) {
                             continue;
                         }
+                        if let Some((rate, free_at, queue)) = &mut p.shaper {
+                            let start = (*free_at).max(now);
+                            let wire =
+                                Duration::from_secs_f64((data.len() * 8) as f64 / *rate as f64);
+                            *free_at = start + wire;
+                            queue.push_back((*free_at, source, data));
+                            continue;
+                        }
                         let msg = TaggedBytesMut {
                             now,
                             transport: TransportContext {
@@ -496,15 +540,24 @@ impl Net {
                 }
             }
         }
+        for p in &mut self.peers {
+            p.deliver(now);
+        }
         let before = self.sfu.poll_timeout();
         self.drain_sfu();
         if moved {
             return;
         }
+        let queued: Vec<Instant> = self
+            .peers
+            .iter()
+            .filter_map(|p| p.shaper.as_ref()?.2.front().map(|(at, ..)| *at))
+            .collect();
         let next = self
             .peers
             .iter_mut()
             .filter_map(|p| p.pc.poll_timeout())
+            .chain(queued)
             .chain(before)
             .chain(self.sfu.poll_timeout())
             .min()
