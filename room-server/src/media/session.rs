@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rtc::ice::candidate::CandidateConfig;
-use rtc::interceptor::{CongestionControlBuilder, Registry, Slot, TwccSenderBuilder};
+use rtc::interceptor::{CongestionControlBuilder, Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
@@ -33,7 +33,7 @@ use rtc::shared::error::{Error, Result};
 use rtc::shared::TaggedBytesMut;
 
 use super::codecs::media_engine;
-use super::congestion::{DelayEstimate, SharedGcc};
+use super::congestion::{DelayEstimate, NumberedStreams, SharedGcc, SimulcastOnly};
 use super::forward::TrackKey;
 use super::keyframe::KeyframeRequestTap;
 use super::simulcast::Layer;
@@ -125,6 +125,8 @@ pub(crate) struct Session {
     muted_video: bool,
     /// GCC's target over this participant's TWCC feedback (`congestion.rs`).
     delay_estimate: DelayEstimate,
+    /// The simulcast streams sent here, which carry transport-wide numbers.
+    numbered: NumberedStreams,
     /// Until when the session may take to connect; `None` once it has.
     connect_deadline: Option<Instant>,
     /// Whose video this participant wants (`watch`); None: everyone's.
@@ -151,12 +153,14 @@ impl Session {
         let mut media = media_engine()?;
         let registry = register_default_interceptors(Registry::new(), &mut media)?;
         let registry = registry.with(Slot::Custom(14_000), KeyframeRequestTap::default());
-        // Send-side congestion control: number what leaves, join the browser's
-        // TWCC feedback with it, run GCC (`congestion.rs`). The TWCC header
-        // extension and feedback are registered by the defaults above.
+        // Send-side congestion control: number the simulcast streams that leave,
+        // join the browser's TWCC feedback with them, run GCC (`congestion.rs`).
+        // The TWCC header extension and feedback are registered by the defaults
+        // above.
         let (gcc, delay_estimate) = SharedGcc::new();
+        let numbered = NumberedStreams::default();
         let registry = registry
-            .with(Slot::TwccSender, TwccSenderBuilder::new().build())
+            .with(Slot::TwccSender, SimulcastOnly::new(numbered.clone()))
             .with(
                 Slot::CongestionControl,
                 CongestionControlBuilder::new(gcc).build(),
@@ -187,6 +191,7 @@ impl Session {
             muted_audio: false,
             muted_video: false,
             delay_estimate,
+            numbered,
             connect_deadline: None,
             watching: None,
             heights: BTreeMap::new(),
@@ -547,8 +552,18 @@ impl Session {
         tracks
     }
 
-    /// Add a sendonly transceiver forwarding `track` to this participant.
-    pub(crate) fn add_forward(&mut self, track: MediaStreamTrack) -> Result<RTCRtpSenderId> {
+    /// Add a sendonly transceiver forwarding `track` to this participant; a
+    /// `simulcast` one is numbered for TWCC (`congestion.rs`).
+    pub(crate) fn add_forward(
+        &mut self,
+        track: MediaStreamTrack,
+        simulcast: bool,
+    ) -> Result<RTCRtpSenderId> {
+        if simulcast {
+            for ssrc in track.ssrcs() {
+                self.numbered.add(ssrc);
+            }
+        }
         let init = RTCRtpTransceiverInit {
             direction: RTCRtpTransceiverDirection::Sendonly,
             streams: Vec::new(),

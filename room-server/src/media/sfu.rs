@@ -519,6 +519,7 @@ impl Sfu {
                 screen,
                 simulcast,
             };
+            let simulcast = info.simulcast.is_some();
             self.tracks.insert(key.clone(), info);
             for ssrc in track.ssrcs() {
                 self.forward.bind_ssrc(ssrc, key.clone());
@@ -530,7 +531,7 @@ impl Sfu {
                 let Some(session) = self.sessions.get_mut(sub) else {
                     continue;
                 };
-                match session.add_forward(track.clone()) {
+                match session.add_forward(track.clone(), simulcast) {
                     Ok(sender) => self.forward.insert(key.clone(), *sub, sender),
                     Err(e) => tracing::warn!(error = %e, "cannot forward a track"),
                 }
