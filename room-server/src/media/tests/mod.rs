@@ -634,6 +634,23 @@ fn simulcast_received(peer: &Peer) -> Vec<(u32, u16, u16, u8, bool)> {
     got
 }
 
+/// `subscribers` who only receive and alice publishing a simulcast camera of
+/// `layers`, all connected.
+fn simulcast_meeting(subscribers: &[&str], layers: &[(&str, u32)]) -> Net {
+    let mut net = Net::new();
+    for name in subscribers {
+        net.add(name);
+        net.peer(name).bootstrap();
+        net.offer(name, false, true);
+    }
+    net.add("alice");
+    net.peer("alice").publish_simulcast(layers);
+    net.offer("alice", true, true);
+    net.connect_all();
+    net.settle();
+    net
+}
+
 /// The layers a peer's simulcast stream went through, with how many packets
 /// of each in a row.
 fn layer_runs(peer: &Peer) -> Vec<(u8, usize)> {
@@ -655,18 +672,8 @@ fn layer_runs(peer: &Peer) -> Vec<(u8, usize)> {
 /// across every switch, and every switch lands on a keyframe.
 #[test]
 fn simulcast_a_subscriber_limited_to_low_bandwidth_is_switched_to_the_low_layer() {
-    let mut net = Net::new();
-    for name in ["bob", "carol", "dave"] {
-        net.add(name);
-        net.peer(name).bootstrap();
-        net.offer(name, false, true);
-    }
-    net.add("alice");
     let layers = [("q", 0x5100_0001), ("h", 0x5100_0002), ("f", 0x5100_0003)];
-    net.peer("alice").publish_simulcast(&layers);
-    net.offer("alice", true, true);
-    net.connect_all();
-    net.settle();
+    let mut net = simulcast_meeting(&["bob", "carol", "dave"], &layers);
     let now = net.now;
     net.peer("carol").limit_to(120_000, now);
     net.input(MediaInput::Watch {
@@ -780,18 +787,8 @@ fn simulcast_a_subscriber_limited_to_low_bandwidth_is_switched_to_the_low_layer(
 /// back and overshoots again; only the first reaction is asserted.
 #[test]
 fn simulcast_a_subscriber_whose_path_queues_is_switched_down_by_its_twcc_feedback() {
-    let mut net = Net::new();
-    for name in ["bob", "carol"] {
-        net.add(name);
-        net.peer(name).bootstrap();
-        net.offer(name, false, true);
-    }
-    net.add("alice");
     let layers = [("q", 0x5200_0001), ("h", 0x5200_0002), ("f", 0x5200_0003)];
-    net.peer("alice").publish_simulcast(&layers);
-    net.offer("alice", true, true);
-    net.connect_all();
-    net.settle();
+    let mut net = simulcast_meeting(&["bob", "carol"], &layers);
     let now = net.now;
     net.peer("carol").shape_to(150_000, now);
     // About 60, 170 and 280 kb/s at 30 frames a second.

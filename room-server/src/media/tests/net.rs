@@ -155,17 +155,7 @@ impl Peer {
             let Some((at, source, data)) = queue.pop_front() else {
                 break;
             };
-            let msg = TaggedBytesMut {
-                now: at,
-                transport: TransportContext {
-                    local_addr: local,
-                    peer_addr: source,
-                    ecn: None,
-                    transport_protocol: TransportProtocol::UDP,
-                },
-                message: BytesMut::from(&data[..]),
-            };
-            let _ = self.pc.handle_read(msg);
+            let _ = self.pc.handle_read(datagram(at, local, source, &data));
         }
     }
 
@@ -344,6 +334,20 @@ impl Peer {
     }
 }
 
+/// A UDP datagram from `source` arriving at `local` at `now`.
+fn datagram(now: Instant, local: SocketAddr, source: SocketAddr, data: &[u8]) -> TaggedBytesMut {
+    TaggedBytesMut {
+        now,
+        transport: TransportContext {
+            local_addr: local,
+            peer_addr: source,
+            ecn: None,
+            transport_protocol: TransportProtocol::UDP,
+        },
+        message: BytesMut::from(data),
+    }
+}
+
 /// The SFU, its peers and the simulated clock.
 pub(super) struct Net {
     pub(super) sfu: Sfu,
@@ -430,17 +434,7 @@ impl Net {
                             queue.push_back((*free_at, source, data));
                             continue;
                         }
-                        let msg = TaggedBytesMut {
-                            now,
-                            transport: TransportContext {
-                                local_addr: destination,
-                                peer_addr: source,
-                                ecn: None,
-                                transport_protocol: TransportProtocol::UDP,
-                            },
-                            message: BytesMut::from(&data[..]),
-                        };
-                        let _ = p.pc.handle_read(msg);
+                        let _ = p.pc.handle_read(datagram(now, destination, source, &data));
                     }
                 }
                 MediaOutput::Answer { participant, sdp } => {
