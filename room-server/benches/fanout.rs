@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use rendezvous_api::{Grants, JwkSet, RoomClaims};
+use common::RoomProcess;
+use rendezvous_api::{Grants, RoomClaims};
 use rendezvous_auth::{now_unix, SigningKey};
 use rendezvous_room::client::{ConnectOptions, FrameObserver, RoomClient};
 
@@ -154,79 +155,6 @@ fn report(label: &str, o: &Outcome) {
         o.deliveries as f64 / o.server_cpu.max(1e-9),
         o.peak_rss_kib,
     );
-}
-
-/// A `rendezvous-room` child process (release build of this crate's binary).
-struct RoomProcess {
-    child: std::process::Child,
-    addr: String,
-    ready_after: Duration,
-}
-
-impl RoomProcess {
-    fn spawn(key: &SigningKey, extra: &[&str]) -> Self {
-        let jwks = serde_json::to_string(&JwkSet {
-            keys: vec![key.jwk()],
-        })
-        .unwrap();
-        let started = Instant::now();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rendezvous-room"))
-            .args(["--room-id", "bench", "--token-jwks", &jwks])
-            .args(extra)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("spawn rendezvous-room");
-        let mut line = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut line,
-        )
-        .unwrap();
-        let ready_after = started.elapsed();
-        let v: serde_json::Value = serde_json::from_str(&line).expect("listening line");
-        let addr = v["addr"].as_str().unwrap().to_owned();
-        Self {
-            child,
-            addr,
-            ready_after,
-        }
-    }
-
-    fn status_kib(&self, field: &str) -> u64 {
-        common::status_kib(&format!("/proc/{}/status", self.child.id()), field)
-    }
-
-    /// User + system CPU seconds so far (/proc/PID/stat fields 14 and 15).
-    fn cpu_secs(&self) -> f64 {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-        let fields: Vec<u64> = after
-            .split_whitespace()
-            .map(|f| f.parse().unwrap_or(0))
-            .collect();
-        let ticks = fields.get(11).unwrap_or(&0) + fields.get(12).unwrap_or(&0);
-        ticks as f64 / clock_ticks()
-    }
-
-    /// SIGTERM and wait: the room says goodbye and exits 0.
-    fn stop(mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn clock_ticks() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 fn idle_rss() {
