@@ -422,6 +422,7 @@ impl Meeting {
         let sfu = Sfu::new(SfuConfig {
             candidate: addr,
             max_sessions: publishers + viewers,
+            delay_based_estimate: false,
         });
         let now = Instant::now();
         let mut peers = Vec::new();

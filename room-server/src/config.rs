@@ -35,6 +35,18 @@ pub struct Args {
     #[arg(long, env = "RENDEZVOUS_ROOM_PUBLIC_IP")]
     pub public_ip: Option<IpAddr>,
 
+    /// Also estimate each subscriber's bandwidth from delay (transport-wide
+    /// congestion control feedback into GCC), not only from the loss in its
+    /// receiver reports. Off by default: where receivers are short of CPU (many
+    /// browsers on one small machine) GCC reads their scheduling jitter as a
+    /// queue and sends everyone the smallest simulcast layer.
+    #[arg(
+        long,
+        env = "RENDEZVOUS_ROOM_MEDIA_DELAY_ESTIMATE",
+        default_value_t = false
+    )]
+    pub media_delay_estimate: bool,
+
     /// Verifying keys for room tokens, as a JWK Set JSON document.
     #[arg(long, env = "RENDEZVOUS_ROOM_TOKEN_JWKS")]
     pub token_jwks: Option<String>,
@@ -212,6 +224,7 @@ mod tests {
         assert_eq!(args.listen.to_string(), "127.0.0.1:0");
         assert_eq!(args.media_port, 0);
         assert_eq!(args.public_ip, None);
+        assert!(!args.media_delay_estimate);
         assert_eq!(args.max_participants, 50);
         assert_eq!(args.idle_timeout, Duration::from_secs(300));
         assert_eq!(args.max_duration, Duration::from_secs(86_400));

@@ -113,6 +113,7 @@ impl Server {
             sfu: Sfu::new(SfuConfig {
                 candidate,
                 max_sessions: args.max_participants,
+                delay_based_estimate: args.media_delay_estimate,
             }),
             local: media.local_addr().map_err(Error::Serve)?,
             socket: Arc::new(media),

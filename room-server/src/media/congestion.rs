@@ -22,6 +22,12 @@
 //! GCC starts at the top of the range, so it is a cap that only bites once
 //! feedback showed overuse or loss; the loss-based estimate from receiver reports
 //! ramps up from its own start as before.
+//!
+//! Off unless the room runs with `--media-delay-estimate`: in the browser test
+//! (four Chromium pages on two cores) GCC took the pages' scheduling jitter for a
+//! queue and cut every subscriber to the smallest layer, so a layer chosen by a
+//! tile's height never showed. A receiver short of CPU is a real limit, but one
+//! this estimator cannot tell from the network's.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -141,6 +141,7 @@ impl Session {
         id: SessionId,
         participant: String,
         candidate: SocketAddr,
+        delay_based_estimate: bool,
         now: Instant,
     ) -> Result<Self> {
         let pwd = rtc::ice::rand::generate_pwd();
@@ -153,18 +154,23 @@ impl Session {
         let mut media = media_engine()?;
         let registry = register_default_interceptors(Registry::new(), &mut media)?;
         let registry = registry.with(Slot::Custom(14_000), KeyframeRequestTap::default());
-        // Send-side congestion control: number the simulcast streams that leave,
-        // join the browser's TWCC feedback with them, run GCC (`congestion.rs`).
-        // The TWCC header extension and feedback are registered by the defaults
-        // above.
+        // Send-side congestion control, when enabled: number the simulcast
+        // streams that leave, join the browser's TWCC feedback with them, run GCC
+        // (`congestion.rs`). The TWCC header extension and feedback are
+        // registered by the defaults above (the receiving half serves the
+        // publishers' own estimators either way).
         let (gcc, delay_estimate) = SharedGcc::new();
         let numbered = NumberedStreams::default();
-        let registry = registry
-            .with(Slot::TwccSender, SimulcastOnly::new(numbered.clone()))
-            .with(
-                Slot::CongestionControl,
-                CongestionControlBuilder::new(gcc).build(),
-            );
+        let registry = if delay_based_estimate {
+            registry
+                .with(Slot::TwccSender, SimulcastOnly::new(numbered.clone()))
+                .with(
+                    Slot::CongestionControl,
+                    CongestionControlBuilder::new(gcc).build(),
+                )
+        } else {
+            registry
+        };
         let pc = RTCPeerConnectionBuilder::new()
             .with_setting_engine(settings)
             .with_media_engine(media)

@@ -47,6 +47,11 @@ pub struct SfuConfig {
     pub candidate: SocketAddr,
     /// Sessions at most; an `offer` beyond it is refused. The room's participant cap.
     pub max_sessions: usize,
+    /// Delay-based bandwidth estimation towards subscribers (TWCC feedback into
+    /// GCC, `congestion.rs`) on top of the loss-based one. Off by default: on a
+    /// host whose receivers are short of CPU it reads their scheduling jitter as
+    /// a queue and cuts everyone to the smallest layer.
+    pub delay_based_estimate: bool,
 }
 
 /// What the SFU has done since it started (counters) and holds now (gauges).
@@ -251,7 +256,13 @@ impl Sfu {
                 );
             }
             let id = SessionId(self.next_session);
-            match Session::new(id, participant.clone(), self.cfg.candidate, now) {
+            match Session::new(
+                id,
+                participant.clone(),
+                self.cfg.candidate,
+                self.cfg.delay_based_estimate,
+                now,
+            ) {
                 Ok(mut session) => {
                     for kind in [MediaKind::Audio, MediaKind::Video] {
                         let muted = self.muted.contains(&(participant.clone(), kind));

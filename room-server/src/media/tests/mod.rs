@@ -475,6 +475,7 @@ fn mangled_offers_are_refused_or_answered_never_a_crash() {
     let mut sfu = super::Sfu::new(super::SfuConfig {
         candidate: net::SFU_ADDR.parse().unwrap(),
         max_sessions: 8,
+        delay_based_estimate: true,
     });
     let (mut answered, mut refused) = (0, 0);
     for i in 0..300 {
@@ -636,8 +637,8 @@ fn simulcast_received(peer: &Peer) -> Vec<(u32, u16, u16, u8, bool)> {
 
 /// `subscribers` who only receive and alice publishing a simulcast camera of
 /// `layers`, all connected.
-fn simulcast_meeting(subscribers: &[&str], layers: &[(&str, u32)]) -> Net {
-    let mut net = Net::new();
+fn simulcast_meeting(subscribers: &[&str], layers: &[(&str, u32)], delay: bool) -> Net {
+    let mut net = Net::with_delay_estimate(delay);
     for name in subscribers {
         net.add(name);
         net.peer(name).bootstrap();
@@ -651,9 +652,12 @@ fn simulcast_meeting(subscribers: &[&str], layers: &[(&str, u32)]) -> Net {
     net
 }
 
+/// Layer, and packets of it in a row.
+type Runs = Vec<(u8, usize)>;
+
 /// The layers a peer's simulcast stream went through, with how many packets
 /// of each in a row.
-fn layer_runs(peer: &Peer) -> Vec<(u8, usize)> {
+fn layer_runs(peer: &Peer) -> Runs {
     let mut runs: Vec<(u8, usize)> = Vec::new();
     for g in simulcast_received(peer) {
         match runs.last_mut() {
@@ -673,7 +677,7 @@ fn layer_runs(peer: &Peer) -> Vec<(u8, usize)> {
 #[test]
 fn simulcast_a_subscriber_limited_to_low_bandwidth_is_switched_to_the_low_layer() {
     let layers = [("q", 0x5100_0001), ("h", 0x5100_0002), ("f", 0x5100_0003)];
-    let mut net = simulcast_meeting(&["bob", "carol", "dave"], &layers);
+    let mut net = simulcast_meeting(&["bob", "carol", "dave"], &layers, false);
     let now = net.now;
     net.peer("carol").limit_to(120_000, now);
     net.input(MediaInput::Watch {
@@ -776,7 +780,8 @@ fn simulcast_a_subscriber_limited_to_low_bandwidth_is_switched_to_the_low_layer(
     }
 }
 
-/// Congestion without loss: carol's path is a 150 kb/s bottleneck with an
+/// With `--media-delay-estimate`: congestion without loss. Carol's path is a
+/// 150 kb/s bottleneck with an
 /// endless queue, so nothing is ever dropped and her receiver reports show no
 /// loss; only the delay grows. Her TWCC feedback shows it, GCC backs off, and
 /// the SFU moves her off the top layer, which receiver reports alone never
@@ -787,18 +792,9 @@ fn simulcast_a_subscriber_limited_to_low_bandwidth_is_switched_to_the_low_layer(
 /// back and overshoots again; only the first reaction is asserted.
 #[test]
 fn simulcast_a_subscriber_whose_path_queues_is_switched_down_by_its_twcc_feedback() {
-    let layers = [("q", 0x5200_0001), ("h", 0x5200_0002), ("f", 0x5200_0003)];
-    let mut net = simulcast_meeting(&["bob", "carol"], &layers);
-    let now = net.now;
-    net.peer("carol").shape_to(150_000, now);
-    // About 60, 170 and 280 kb/s at 30 frames a second.
-    net.send_simulcast("alice", 240, &[250, 700, 1150]);
-    net.settle();
-
-    let bob = layer_runs(net.peer("bob"));
+    let (bob, carol, net) = queued_bottleneck(true);
     assert_eq!(bob.len(), 1, "bob stays on one layer: {bob:?}");
     assert_eq!(bob[0].0, 2, "the top one");
-    let carol = layer_runs(net.peer("carol"));
     assert_eq!(carol[0].0, 2, "carol starts on the top layer: {carol:?}");
     assert!(
         carol.len() >= 2 && carol[1].0 < 2,
@@ -806,8 +802,27 @@ fn simulcast_a_subscriber_whose_path_queues_is_switched_down_by_its_twcc_feedbac
     );
     // Nothing was lost on the way (no drop, no gap): receiver reports said 0 %
     // loss, so the switch was the delay-based estimate's.
+    let mut net = net;
     assert_eq!(net.peer("carol").policed, 0);
     let got = simulcast_received(net.peer("carol"));
     let whole = got.windows(2).all(|w| w[1].1 == w[0].1.wrapping_add(1));
     assert!(whole, "carol lost nothing");
+    // Without the delay-based estimate (the default) the queue goes unseen.
+    let (_, carol, _) = queued_bottleneck(false);
+    assert_eq!(carol.len(), 1, "loss alone never moves carol: {carol:?}");
+}
+
+/// Alice's simulcast camera to bob (fast path) and carol (a 150 kb/s bottleneck
+/// with an endless queue) for 8 s: the layers each went through, and the net.
+fn queued_bottleneck(delay: bool) -> (Runs, Runs, Net) {
+    let layers = [("q", 0x5200_0001), ("h", 0x5200_0002), ("f", 0x5200_0003)];
+    let mut net = simulcast_meeting(&["bob", "carol"], &layers, delay);
+    let now = net.now;
+    net.peer("carol").shape_to(150_000, now);
+    // About 60, 170 and 280 kb/s at 30 frames a second.
+    net.send_simulcast("alice", 240, &[250, 700, 1150]);
+    net.settle();
+    let bob = layer_runs(net.peer("bob"));
+    let carol = layer_runs(net.peer("carol"));
+    (bob, carol, net)
 }

@@ -361,9 +361,15 @@ pub(super) struct Net {
 
 impl Net {
     pub(super) fn new() -> Self {
+        Self::with_delay_estimate(false)
+    }
+
+    /// An SFU whose subscribers' estimates also use TWCC feedback (`congestion.rs`).
+    pub(super) fn with_delay_estimate(delay_based_estimate: bool) -> Self {
         let cfg = SfuConfig {
             candidate: SFU_ADDR.parse().unwrap(),
             max_sessions: 8,
+            delay_based_estimate,
         };
         Self {
             sfu: Sfu::new(cfg),
