@@ -14,30 +14,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::RoomProcess;
-use rendezvous_api::{Grants, RoomClaims};
-use rendezvous_auth::{now_unix, SigningKey};
+use common::{token, RoomProcess};
+use rendezvous_auth::SigningKey;
 use rendezvous_room::client::{ConnectOptions, FrameObserver, RoomClient};
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
 fn now_ns() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
-
-fn token(key: &SigningKey, sub: &str) -> String {
-    let now = now_unix();
-    key.sign(&RoomClaims {
-        sub: sub.into(),
-        name: sub.into(),
-        room: "bench".into(),
-        grants: Grants::participant(),
-        iat: now,
-        exp: now + 3600,
-        iss: "rendezvous-router".into(),
-        aud: "rendezvous-room".into(),
-    })
-    .unwrap()
 }
 
 /// Extract the send time from a `message` frame whose text is `t:<ns>`.

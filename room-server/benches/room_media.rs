@@ -19,28 +19,12 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use common::RoomProcess;
-use rendezvous_api::{Grants, RoomClaims};
-use rendezvous_auth::{now_unix, SigningKey};
+use common::{token, RoomProcess};
+use rendezvous_auth::SigningKey;
 use rendezvous_room::client::RoomClient;
 use rendezvous_room::media_client::{MediaOptions, MediaSession, StatsReader, Video};
 
 const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
-
-fn token(key: &SigningKey, sub: &str) -> String {
-    let now = now_unix();
-    key.sign(&RoomClaims {
-        sub: sub.into(),
-        name: sub.into(),
-        room: "bench".into(),
-        grants: Grants::participant(),
-        iat: now,
-        exp: now + 3600,
-        iss: "rendezvous-router".into(),
-        aud: "rendezvous-room".into(),
-    })
-    .unwrap()
-}
 
 /// A participant whose signalling runs in a task of its own.
 struct Member {

@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use rendezvous_api::JwkSet;
-use rendezvous_auth::SigningKey;
+use rendezvous_api::{Grants, JwkSet, RoomClaims};
+use rendezvous_auth::{now_unix, SigningKey};
 
 /// A `kB` field (`VmRSS`, `VmHWM`) of a `/proc/<pid>/status` file, 0 if unreadable.
 pub fn status_kib(path: &str, field: &str) -> u64 {
@@ -88,4 +88,20 @@ fn clock_ticks() -> f64 {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(100.0)
+}
+
+/// A participant's room token for the benchmarks' room `bench`, for an hour.
+pub fn token(key: &SigningKey, sub: &str) -> String {
+    let now = now_unix();
+    key.sign(&RoomClaims {
+        sub: sub.into(),
+        name: sub.into(),
+        room: "bench".into(),
+        grants: Grants::participant(),
+        iat: now,
+        exp: now + 3600,
+        iss: "rendezvous-router".into(),
+        aud: "rendezvous-room".into(),
+    })
+    .unwrap()
 }
