@@ -311,11 +311,12 @@ impl Peer {
                 continue;
             };
             let sender = self.senders[k].1;
-            let mut s = self.pc.rtp_sender(sender).unwrap();
-            let exts = &s.get_parameters().rtp_parameters.header_extensions;
-            let id_of = |uri: &str| exts.iter().find(|e| e.uri == uri).map(|e| e.id as u8);
-            tag.mid_id = id_of(rtc::sdp::extmap::SDES_MID_URI).expect("mid negotiated");
-            tag.rid_id = id_of(rtc::sdp::extmap::SDES_RTP_STREAM_ID_URI).expect("rid negotiated");
+            let id_of =
+                |pc: &mut RTCPeerConnection, uri| media_client::extension_id(pc, sender, uri);
+            tag.mid_id =
+                id_of(&mut self.pc, rtc::sdp::extmap::SDES_MID_URI).expect("mid negotiated");
+            tag.rid_id = id_of(&mut self.pc, rtc::sdp::extmap::SDES_RTP_STREAM_ID_URI)
+                .expect("rid negotiated");
             tag.mid = self
                 .pc
                 .rtp_transceiver(sender.into())

@@ -39,7 +39,7 @@ use crate::protocol::{ClientMessage, ServerEvent};
 
 use peer::Peer;
 use synth::{random_ssrc, Sender};
-pub use tracks::{add_sendonly, host_candidate, send_encoding, simulcast_encodings};
+pub use tracks::{add_sendonly, extension_id, host_candidate, send_encoding, simulcast_encodings};
 
 /// Largest RTP payload the synthetic video is split into (browsers stay near
 /// 1,200 bytes of packet).

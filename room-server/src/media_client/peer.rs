@@ -13,14 +13,14 @@ use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
-use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
 use rtc::sdp::extmap::{AUDIO_LEVEL_URI, SDES_MID_URI, SDES_RTP_STREAM_ID_URI};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::synth::Sender;
+use super::synth::{Extensions, Sender};
+use super::tracks::extension_id;
 use super::{unpoisoned, Command, Counters, MediaError, OPUS_PT, VP8_PT};
 use crate::media::keyframe::is_keyframe_request;
 use crate::protocol::TrackKind;
@@ -101,7 +101,10 @@ impl Peer {
                 let result = RTCSessionDescription::answer(sdp)
                     .and_then(|answer| self.pc.set_remote_description(now, answer));
                 match result {
-                    Ok(()) => self.negotiated = true,
+                    Ok(()) => {
+                        self.negotiated = true;
+                        self.resolve_extensions();
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "the room's answer was refused");
                         self.lock().failed = true;
@@ -118,6 +121,7 @@ impl Peer {
                         rtc::shared::error::Error::Other("no local description".into()),
                     )
                 })();
+                self.resolve_extensions();
                 let _ = reply.send(answer.map_err(MediaError::from));
             }
         }
@@ -139,12 +143,36 @@ impl Peer {
         }
     }
 
-    /// The negotiated id of header extension `uri` on sender `id`.
-    fn extension_id(&mut self, id: RTCRtpSenderId, uri: &str) -> Option<u8> {
-        let mut s = self.pc.rtp_sender(id)?;
-        let params = &s.get_parameters().rtp_parameters;
-        let ext = params.header_extensions.iter().find(|e| e.uri == uri)?;
-        u8::try_from(ext.id).ok()
+    /// Look up, after a negotiation, what each stream writes in header
+    /// extensions: simulcast layers their mid and rid (on every packet; browsers
+    /// stop after the first receiver report, which the room's `rtc` copes with
+    /// too), audio its level.
+    fn resolve_extensions(&mut self) {
+        for i in 0..self.senders.len() {
+            let (id, kind) = (self.senders[i].id, self.senders[i].kind);
+            let names = match self.senders[i].rid.clone() {
+                Some(rid) => {
+                    let mid = self
+                        .pc
+                        .rtp_transceiver(id.into())
+                        .and_then(|t| t.mid().clone());
+                    let ids = (
+                        extension_id(&mut self.pc, id, SDES_MID_URI),
+                        extension_id(&mut self.pc, id, SDES_RTP_STREAM_ID_URI),
+                    );
+                    match (mid, ids) {
+                        (Some(mid), (Some(m), Some(r))) => Some((m, mid, r, rid)),
+                        _ => None,
+                    }
+                }
+                None => None,
+            };
+            let level = match kind {
+                TrackKind::Audio => extension_id(&mut self.pc, id, AUDIO_LEVEL_URI),
+                TrackKind::Video => None,
+            };
+            self.senders[i].extensions = Extensions { names, level };
+        }
     }
 
     /// Write every stream's due frames.
@@ -154,32 +182,8 @@ impl Peer {
                 continue;
             }
             let id = self.senders[i].id;
-            let rid = self.senders[i].rid.clone();
             let kind = self.senders[i].kind;
-            // Simulcast layers name themselves (mid and rid) on every packet;
-            // browsers stop after the first receiver report, which the room's
-            // `rtc` copes with too.
-            let names = match &rid {
-                Some(rid) => {
-                    let mid = self
-                        .pc
-                        .rtp_transceiver(id.into())
-                        .and_then(|t| t.mid().clone());
-                    let ids = (
-                        self.extension_id(id, SDES_MID_URI),
-                        self.extension_id(id, SDES_RTP_STREAM_ID_URI),
-                    );
-                    match (mid, ids) {
-                        (Some(mid), (Some(m), Some(r))) => Some((m, mid, r, rid.clone())),
-                        _ => None,
-                    }
-                }
-                None => None,
-            };
-            let level = match kind {
-                TrackKind::Audio => self.extension_id(id, AUDIO_LEVEL_URI),
-                TrackKind::Video => None,
-            };
+            let Extensions { names, level } = self.senders[i].extensions.clone();
             let s = &mut self.senders[i];
             let interval = s.interval();
             // Catch up at most one frame late; a stalled task does not burst.

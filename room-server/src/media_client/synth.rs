@@ -22,6 +22,17 @@ pub(super) struct Sender {
     pub(super) frames: u32,
     pub(super) keyframe_due: bool,
     pub(super) next: Instant,
+    /// What each packet carries in header extensions, as last negotiated.
+    pub(super) extensions: Extensions,
+}
+
+/// Header extensions a stream writes on every packet.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Extensions {
+    /// Simulcast: (mid extension id, mid, rid extension id, rid).
+    pub(super) names: Option<(u8, String, u8, String)>,
+    /// Audio: the audio level extension id.
+    pub(super) level: Option<u8>,
 }
 
 impl Sender {
@@ -58,6 +69,7 @@ impl Sender {
             frames: 0,
             keyframe_due: true,
             next: Instant::now(),
+            extensions: Extensions::default(),
         }
     }
 

@@ -99,3 +99,11 @@ pub fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, MediaErro
     .new_candidate_host()?;
     Ok(RTCIceCandidate::from(&host).to_json()?)
 }
+
+/// The id sender `sender` of `pc` negotiated for header extension `uri`.
+pub fn extension_id(pc: &mut RTCPeerConnection, sender: RTCRtpSenderId, uri: &str) -> Option<u8> {
+    let mut s = pc.rtp_sender(sender)?;
+    let params = &s.get_parameters().rtp_parameters;
+    let ext = params.header_extensions.iter().find(|e| e.uri == uri)?;
+    u8::try_from(ext.id).ok()
+}

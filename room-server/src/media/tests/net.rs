@@ -304,10 +304,7 @@ impl Peer {
 
     /// The id one of our senders negotiated for the header extension `uri`.
     fn extension_id(&mut self, sender: RTCRtpSenderId, uri: &str) -> Option<u8> {
-        let mut s = self.pc.rtp_sender(sender)?;
-        let params = &s.get_parameters().rtp_parameters;
-        let ext = params.header_extensions.iter().find(|e| e.uri == uri)?;
-        Some(ext.id as u8)
+        media_client::extension_id(&mut self.pc, sender, uri)
     }
 
     /// The first offer of a participant that only subscribes: a data channel.
