@@ -159,17 +159,19 @@ impl Session {
         // (`congestion.rs`). The TWCC header extension and feedback are
         // registered by the defaults above (the receiving half serves the
         // publishers' own estimators either way).
-        let (gcc, delay_estimate) = SharedGcc::new();
         let numbered = NumberedStreams::default();
-        let registry = if delay_based_estimate {
-            registry
+        let (registry, delay_estimate) = if delay_based_estimate {
+            let (gcc, estimate) = SharedGcc::new();
+            let registry = registry
                 .with(Slot::TwccSender, SimulcastOnly::new(numbered.clone()))
                 .with(
                     Slot::CongestionControl,
                     CongestionControlBuilder::new(gcc).build(),
-                )
+                );
+            (registry, estimate)
         } else {
-            registry
+            // Never written: `delay_estimate()` stays `None`.
+            (registry, DelayEstimate::default())
         };
         let pc = RTCPeerConnectionBuilder::new()
             .with_setting_engine(settings)
