@@ -80,6 +80,16 @@ impl RoomProcess {
     }
 }
 
+impl Drop for RoomProcess {
+    /// A bench that fails halfway leaves no room server behind.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 fn clock_ticks() -> f64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
