@@ -7,7 +7,8 @@
 //! container would be a different, empty room; the operator decides about
 //! replacements (bounded by `--max-restarts`).
 //!
-//! Media (WebRTC over UDP) reaches the room one of two ways ([`MediaPorts`]): on a
+//! Media (WebRTC over UDP, and ICE-TCP on the same port number for networks that
+//! drop UDP) reaches the room one of two ways ([`MediaPorts`]): on a
 //! fixed port of the Pod's own IP (the default; participants must reach the pod
 //! network), or on a port of the node (`hostPort`) from a range, one per Room, at the
 //! node's address. The room server advertises that address and port in its ICE
@@ -151,6 +152,9 @@ fn probe(path: &str, period: i32) -> Probe {
 /// Name of the room container's media port (`status.mediaPort` reads it back).
 pub const MEDIA_PORT_NAME: &str = "media";
 
+/// Name of the same port number for ICE-TCP.
+pub const MEDIA_TCP_PORT_NAME: &str = "media-tcp";
+
 fn args(room: &Room, cfg: &PodConfig, media_port: u16) -> Vec<String> {
     let s = &room.spec;
     vec![
@@ -223,6 +227,13 @@ fn container(room: &Room, cfg: &PodConfig, media_port: u16) -> Container {
                 container_port: media_port.into(),
                 host_port,
                 protocol: Some("UDP".into()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some(MEDIA_TCP_PORT_NAME.into()),
+                container_port: media_port.into(),
+                host_port,
+                protocol: Some("TCP".into()),
                 ..ContainerPort::default()
             },
         ]),
@@ -417,6 +428,10 @@ pub(crate) mod tests {
         assert_eq!(media.name.as_deref(), Some("media"));
         assert_eq!((media.container_port, media.host_port), (8091, None));
         assert_eq!(media.protocol.as_deref(), Some("UDP"));
+        let tcp = &c.ports.as_ref().unwrap()[2];
+        assert_eq!(tcp.name.as_deref(), Some("media-tcp"));
+        assert_eq!((tcp.container_port, tcp.host_port), (8091, None));
+        assert_eq!(tcp.protocol.as_deref(), Some("TCP"));
         assert_eq!(
             field_of(&env_of(&pod, "RENDEZVOUS_ROOM_PUBLIC_IP")),
             "status.podIP"
@@ -439,6 +454,12 @@ pub(crate) mod tests {
         assert_eq!(
             (media.container_port, media.host_port),
             (30004, Some(30004))
+        );
+        // ICE-TCP on the same number of the node.
+        let tcp = &c.ports.as_ref().unwrap()[2];
+        assert_eq!(
+            (tcp.container_port, tcp.host_port, tcp.protocol.as_deref()),
+            (30004, Some(30004), Some("TCP"))
         );
         assert!(c
             .args

@@ -16,7 +16,8 @@
 //! does, with one socket. The relay baseline is a thread that copies every RTP
 //! datagram a publisher sends to each receiver, untouched: what forwarding costs
 //! with no SRTP, no interceptors, no routing. Both send as the room's shell
-//! does, up to 64 datagrams per `sendmmsg` call.
+//! does, up to 64 datagrams per `sendmmsg` call; the SFU also receives as the
+//! shell does, what is waiting (up to 32) per `recvmmsg` call.
 //!
 //! Reported per meeting and for both: RTP packets out per CPU-second of the
 //! forwarding thread (from `/proc/thread-self/schedstat`), and latency from the
@@ -40,8 +41,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use rendezvous_room::media::batch::send_all;
-use rendezvous_room::media::{MediaCore, MediaInput, MediaOutput, Sfu, SfuConfig};
+use rendezvous_room::media::batch::{recv_batch, send_all, RECV_BATCH};
+use rendezvous_room::media::{MediaCore, MediaInput, MediaOutput, Sfu, SfuConfig, Transport};
 use rtc::interceptor::Registry;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
@@ -422,6 +423,7 @@ impl Meeting {
         let addr = socket.local_addr().unwrap();
         let sfu = Sfu::new(SfuConfig {
             candidate: addr,
+            ice_tcp: true,
             max_sessions: publishers + viewers,
             delay_based_estimate: false,
         });
@@ -500,6 +502,7 @@ impl Meeting {
                 let input = MediaInput::Datagram {
                     source: self.peers[i].addr,
                     destination: self.addr,
+                    transport: Transport::Udp,
                     data: msg.message.to_vec(),
                 };
                 self.sfu.handle_input(input, now);
@@ -651,15 +654,32 @@ fn sfu_loop(mut sfu: Sfu, socket: UdpSocket, stop: &AtomicBool) -> Loop {
     let mut buf = vec![0u8; 2048];
     let local = socket.local_addr().unwrap();
     let (mut rtp_out, mut sends) = (0, Duration::ZERO);
+    // As the room's shell receives: wait for the first datagram, then take
+    // what else is waiting with `recvmmsg`, feed it all, send once.
+    let mut more = vec![vec![0u8; 2048]; RECV_BATCH];
+    let mut got = Vec::with_capacity(RECV_BATCH);
     while !stop.load(Ordering::Relaxed) {
         match socket.recv_from(&mut buf) {
             Ok((n, source)) => {
+                let now = Instant::now();
                 let input = MediaInput::Datagram {
                     source,
                     destination: local,
+                    transport: Transport::Udp,
                     data: buf[..n].to_vec(),
                 };
-                sfu.handle_input(input, Instant::now());
+                sfu.handle_input(input, now);
+                got.clear();
+                let _ = recv_batch(socket.as_fd(), &mut more[..RECV_BATCH - 1], &mut got);
+                for (b, (n, source)) in more.iter().zip(&got) {
+                    let input = MediaInput::Datagram {
+                        source: *source,
+                        destination: local,
+                        transport: Transport::Udp,
+                        data: b[..*n].to_vec(),
+                    };
+                    sfu.handle_input(input, now);
+                }
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
             Err(e) => panic!("SFU socket: {e}"),

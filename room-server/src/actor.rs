@@ -16,7 +16,8 @@ use tokio::sync::mpsc;
 
 use crate::core::{ConnId, Identity, Input, Output, Room};
 use crate::http::Occupancy;
-use crate::media::shell::{MediaShell, DATAGRAM_BYTES};
+use crate::media::shell::{recv_datagrams, MediaShell, DATAGRAM_BYTES, RECV_BATCH};
+use crate::media::tcp::TcpEvent;
 use crate::media::{MediaCore, MediaInput};
 use crate::metrics::Metrics;
 use crate::protocol::{close_code, close_reason_token, CloseReason};
@@ -66,6 +67,7 @@ pub(crate) enum ActorInput {
 pub(crate) async fn run(
     mut room: Room,
     mut rx: mpsc::Receiver<(ActorInput, Instant)>,
+    mut tcp: mpsc::Receiver<TcpEvent>,
     mut media: MediaShell,
     metrics: Metrics,
     occupancy: Arc<Occupancy>,
@@ -75,17 +77,28 @@ pub(crate) async fn run(
     tokio::pin!(shutdown);
     let mut shutdown_seen = false;
     let socket = media.socket.clone();
-    let mut buf = vec![0u8; DATAGRAM_BYTES];
+    let mut bufs = vec![vec![0u8; DATAGRAM_BYTES]; RECV_BATCH];
+    let mut got = Vec::with_capacity(RECV_BATCH);
+    // False once the ICE-TCP listener is gone (or was never started).
+    let mut tcp_open = true;
     loop {
         let deadline = room.poll_timeout();
         let media_deadline = media.sfu.poll_timeout();
         let far = Instant::now() + std::time::Duration::from_secs(86_400 * 365);
         let since = tokio::select! {
-            res = socket.recv_from(&mut buf) => {
+            res = recv_datagrams(&socket, &mut bufs, &mut got) => {
                 match res {
-                    Ok((n, source)) => media.datagram(source, &buf[..n], &mut room),
+                    Ok(()) => media.datagrams(&bufs, &got, &mut room),
                     // ICMP errors (port unreachable) surface here on some systems.
                     Err(e) => tracing::debug!(error = %e, "media socket"),
+                }
+                got.clear();
+                Instant::now()
+            }
+            event = tcp.recv(), if tcp_open => {
+                match event {
+                    Some(event) => media.tcp_event(event, &mut room),
+                    None => tcp_open = false,
                 }
                 Instant::now()
             }

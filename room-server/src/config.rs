@@ -24,8 +24,9 @@ pub struct Args {
     #[arg(long, env = "RENDEZVOUS_ROOM_LISTEN", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
 
-    /// UDP port of the room's media (WebRTC) socket, on the `--listen` address; every
-    /// participant's media shares it. Default 0: any free port.
+    /// Port of the room's media (WebRTC): UDP, and TCP for ICE-TCP (`--ice-tcp`),
+    /// on the `--listen` address; every participant's media shares it. Default 0:
+    /// any port free for both.
     #[arg(long, env = "RENDEZVOUS_ROOM_MEDIA_PORT", default_value_t = 0)]
     pub media_port: u16,
 
@@ -46,6 +47,18 @@ pub struct Args {
         default_value_t = false
     )]
     pub media_delay_estimate: bool,
+
+    /// ICE-TCP (RFC 6544): also take media over TCP on the media port number,
+    /// advertised as a passive TCP candidate next to the UDP one, for
+    /// participants whose network drops UDP. Browsers prefer UDP when both
+    /// work. `--ice-tcp false` turns it off.
+    #[arg(
+        long,
+        env = "RENDEZVOUS_ROOM_ICE_TCP",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub ice_tcp: bool,
 
     /// Verifying keys for room tokens, as a JWK Set JSON document.
     #[arg(long, env = "RENDEZVOUS_ROOM_TOKEN_JWKS")]
@@ -225,6 +238,7 @@ mod tests {
         assert_eq!(args.media_port, 0);
         assert_eq!(args.public_ip, None);
         assert!(!args.media_delay_estimate);
+        assert!(args.ice_tcp);
         assert_eq!(args.max_participants, 50);
         assert_eq!(args.idle_timeout, Duration::from_secs(300));
         assert_eq!(args.max_duration, Duration::from_secs(86_400));

@@ -25,11 +25,13 @@ pub struct Metrics {
     pub fanout_latency: Histogram,
     /// WebRTC sessions the SFU holds.
     pub media_sessions: IntGauge,
-    /// Datagrams received on the media socket.
+    /// Open ICE-TCP connections to the media port.
+    pub media_tcp_connections: IntGauge,
+    /// Packets received on the media port (UDP datagrams and ICE-TCP frames).
     pub media_datagrams_in: IntCounter,
-    /// Datagrams sent from the media socket.
+    /// Packets sent from the media port (UDP datagrams and ICE-TCP frames).
     pub media_datagrams_out: IntCounter,
-    /// Datagrams not sent because the socket's buffer was full (or the send failed).
+    /// Packets not sent because the socket buffer (or a TCP connection's queue) was full, or the send failed.
     pub media_datagrams_dropped: IntCounter,
     /// Published tracks the SFU forwards.
     pub media_tracks: IntGauge,
@@ -105,17 +107,22 @@ impl Metrics {
             "WebRTC sessions the SFU holds",
         )
         .expect("valid metric");
+        let media_tcp_connections = IntGauge::new(
+            "rendezvous_room_media_tcp_connections",
+            "Open ICE-TCP connections to the media port",
+        )
+        .expect("valid metric");
         let media_datagrams_in = counter(
             "rendezvous_room_media_datagrams_in_total",
-            "Datagrams received on the media socket",
+            "Packets received on the media port (UDP datagrams and ICE-TCP frames)",
         );
         let media_datagrams_out = counter(
             "rendezvous_room_media_datagrams_out_total",
-            "Datagrams sent from the media socket",
+            "Packets sent from the media port (UDP datagrams and ICE-TCP frames)",
         );
         let media_datagrams_dropped = counter(
             "rendezvous_room_media_datagrams_dropped_total",
-            "Datagrams not sent: socket buffer full or send failed",
+            "Packets not sent: socket buffer or TCP queue full, or the send failed",
         );
         let media_tracks = IntGauge::new(
             "rendezvous_room_media_tracks",
@@ -212,6 +219,7 @@ impl Metrics {
             Box::new(media_nacked.clone()),
             Box::new(media_sessions_failed.clone()),
             Box::new(media_sessions.clone()),
+            Box::new(media_tcp_connections.clone()),
             Box::new(media_datagrams_in.clone()),
             Box::new(media_datagrams_out.clone()),
             Box::new(media_datagrams_dropped.clone()),
@@ -236,6 +244,7 @@ impl Metrics {
             disconnects,
             fanout_latency,
             media_sessions,
+            media_tcp_connections,
             media_datagrams_in,
             media_datagrams_out,
             media_datagrams_dropped,

@@ -20,7 +20,7 @@ use crate::actor::{self, ACTOR_QUEUE};
 use crate::core::Room;
 use crate::http::{app, AppState, Heartbeat, Occupancy, Shared};
 use crate::media::shell::MediaShell;
-use crate::media::{Sfu, SfuConfig};
+use crate::media::{tcp, Sfu, SfuConfig};
 use crate::metrics::Metrics;
 use crate::protocol::CloseReason;
 use crate::{Args, Error, Result};
@@ -33,7 +33,38 @@ pub struct Server {
     args: Args,
     listener: TcpListener,
     media: UdpSocket,
+    /// ICE-TCP on the media port number (None with `--ice-tcp false`).
+    media_tcp: Option<TcpListener>,
     verifier: Verifier,
+}
+
+/// ICE-TCP events queued for the room task; connection readers wait when it is
+/// full, which pushes back on their clients.
+const TCP_EVENTS: usize = 1024;
+
+/// Tries at binding UDP and TCP to one free port number when `--media-port` is 0:
+/// a port free for UDP may be taken for TCP.
+const MEDIA_BIND_TRIES: usize = 16;
+
+/// The media socket, and with `tcp` a TCP listener on the same port number.
+async fn bind_media(addr: SocketAddr, tcp: bool) -> Result<(UdpSocket, Option<TcpListener>)> {
+    let bind_error = |addr, source| Error::Bind { addr, source };
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(|e| bind_error(addr, e))?;
+        if !tcp {
+            return Ok((udp, None));
+        }
+        let bound = udp.local_addr().map_err(|e| bind_error(addr, e))?;
+        match TcpListener::bind(bound).await {
+            Ok(listener) => return Ok((udp, Some(listener))),
+            Err(_) if addr.port() == 0 && tries < MEDIA_BIND_TRIES => continue,
+            Err(e) => return Err(bind_error(bound, e)),
+        }
+    }
 }
 
 impl Server {
@@ -57,16 +88,12 @@ impl Server {
                 source,
             })?;
         let media_addr = SocketAddr::new(args.listen.ip(), args.media_port);
-        let media = UdpSocket::bind(media_addr)
-            .await
-            .map_err(|source| Error::Bind {
-                addr: media_addr,
-                source,
-            })?;
+        let (media, media_tcp) = bind_media(media_addr, args.ice_tcp).await?;
         Ok(Self {
             args,
             listener,
             media,
+            media_tcp,
             verifier,
         })
     }
@@ -103,6 +130,7 @@ impl Server {
             args,
             listener,
             media,
+            media_tcp,
             verifier,
         } = self;
         if candidate.ip().is_unspecified() {
@@ -112,11 +140,13 @@ impl Server {
         let media = MediaShell {
             sfu: Sfu::new(SfuConfig {
                 candidate,
+                ice_tcp: media_tcp.is_some(),
                 max_sessions: args.max_participants,
                 delay_based_estimate: args.media_delay_estimate,
             }),
             local: media.local_addr().map_err(Error::Serve)?,
             socket: Arc::new(media),
+            tcp: Default::default(),
             exported: Default::default(),
             metrics: metrics.clone(),
         };
@@ -141,8 +171,13 @@ impl Server {
         });
         let room = Room::new(args.room_config(), Instant::now(), unix_ms());
         let span = tracing::info_span!("room", room_id = %args.room_id);
+        let (tcp_tx, tcp_rx) = mpsc::channel(TCP_EVENTS);
+        if let Some(listener) = media_tcp {
+            let links = tcp::LINKS_PER_PARTICIPANT * args.max_participants;
+            tokio::spawn(tcp::serve(listener, tcp_tx, links).instrument(span.clone()));
+        }
         let mut actor = tokio::spawn(
-            actor::run(room, rx, media, metrics, occupancy, shutdown).instrument(span),
+            actor::run(room, rx, tcp_rx, media, metrics, occupancy, shutdown).instrument(span),
         );
 
         let (stop_tx, stop_rx) = oneshot::channel::<()>();

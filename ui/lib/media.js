@@ -237,6 +237,14 @@ export class MediaSession extends EventTarget {
       }
     }
     out.set("sent", sent);
+    // How the session reaches the room: "udp", or "tcp" (ICE-TCP) where the
+    // network drops UDP.
+    for (const s of report.values()) {
+      if (s.type !== "transport" || !s.selectedCandidatePairId) continue;
+      const pair = report.get(s.selectedCandidatePairId);
+      const local = pair && report.get(pair.localCandidateId);
+      if (local?.protocol) out.set("transport", local.protocol);
+    }
     for (const s of report.values()) {
       if (s.type !== "inbound-rtp") continue;
       const info = this.mids.get(s.mid);

@@ -2,7 +2,8 @@
 // page decodes every other publisher's video and receives their audio; a camera
 // turned off stops the others' decoders; a viewer without camera sees everyone; the
 // host's mute stops someone's audio at the server; a shared screen gets a tile;
-// cameras go out in simulcast layers and a small tile gets a small one.
+// cameras go out in simulcast layers and a small tile gets a small one; a page
+// that cannot reach the room over UDP gets there over ICE-TCP.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { BASE, account, assertNoProblems, launch, person, registerVia, shot } from "./helpers.mjs";
@@ -40,6 +41,25 @@ async function joinVideo(p, link, withCamera = true) {
   await p.page.getByRole("button", { name: withCamera ? "Join with camera and microphone" : "Join without" }).click();
 }
 
+/** `p` (registered) opens a video room titled `title`; returns its invite link. */
+async function openVideoRoom(p, title) {
+  await p.page.goto(BASE + "/rooms/new");
+  await p.page.getByText("Cameras and microphones").click();
+  await p.page.getByLabel("Title").fill(title);
+  await p.page.getByRole("button", { name: "Open the room" }).click();
+  await p.page.waitForURL(/\/r\//);
+  return p.page.locator(".invite-url").first().inputValue();
+}
+
+/** Both pages decode each other's video and receive each other's audio. */
+async function seeAndHearEachOther(a, aName, b, bName) {
+  await decodes(a.page, bName);
+  await decodes(b.page, aName);
+  for (const p of [a, b]) {
+    await p.page.waitForFunction(() => [...document.querySelectorAll(".tile.remote")].some((t) => Number(t.dataset.audioPackets) > 0));
+  }
+}
+
 test("people in a video room see and hear each other through the SFU", async () => {
   const browser = await launch(FAKE_MEDIA);
   try {
@@ -47,21 +67,13 @@ test("people in a video room see and hear each other through the SFU", async () 
     const ben = await person(browser);
     const cam = await person(browser);
     await registerVia(ana.page, account("Ana Video"));
-    await ana.page.goto(BASE + "/rooms/new");
-    await ana.page.getByText("Cameras and microphones").click();
-    await ana.page.getByLabel("Title").fill("Stand-up");
-    await ana.page.getByRole("button", { name: "Open the room" }).click();
-    await ana.page.waitForURL(/\/r\//);
-    const link = await ana.page.locator(".invite-url").first().inputValue();
+    const link = await openVideoRoom(ana, "Stand-up");
     await registerVia(ben.page, account("Ben Video"));
     await registerVia(cam.page, account("Cam Viewer"));
 
     await joinVideo(ana, link);
     await joinVideo(ben, link);
-    await decodes(ana.page, "Ben Video");
-    await decodes(ben.page, "Ana Video");
-    await ana.page.waitForFunction(() => [...document.querySelectorAll(".tile.remote")].some((t) => Number(t.dataset.audioPackets) > 0));
-    await ben.page.waitForFunction(() => [...document.querySelectorAll(".tile.remote")].some((t) => Number(t.dataset.audioPackets) > 0));
+    await seeAndHearEachOther(ana, "Ana Video", ben, "Ben Video");
     // Simulcast: Ana's camera goes out in two layers or more (the browser drops
     // those its uplink or CPU cannot carry); Ben gets one of them, whole.
     await ana.page.waitForFunction(() => (document.querySelector(".tile.self")?.dataset.layers || "").split(" ").filter(Boolean).length >= 2, null, { timeout: 30_000 });
@@ -179,6 +191,50 @@ test("people in a video room see and hear each other through the SFU", async () 
       await p.page.locator(".tile.remote.screen", { hasText: "Ben Video" }).waitFor({ state: "detached", timeout: 30_000 });
     }
     assertNoProblems(ana, ben, cam, dee);
+  } finally {
+    await browser.close();
+  }
+});
+
+/**
+ * A page whose network passes no UDP to the room: the room's UDP candidates never
+ * reach its peer connection (withheld from every description and trickled
+ * candidate), as a network that drops UDP leaves only the TCP path.
+ */
+async function withoutUdp(p) {
+  await p.context.addInitScript(() => {
+    const udp = (line) => /^(a=)?candidate:\S+ \d+ udp /i.test(line);
+    const strip = (sdp) => sdp.split("\r\n").filter((l) => !udp(l)).join("\r\n");
+    const setRemote = RTCPeerConnection.prototype.setRemoteDescription;
+    RTCPeerConnection.prototype.setRemoteDescription = function (d) {
+      return setRemote.call(this, d && d.sdp ? { type: d.type, sdp: strip(d.sdp) } : d);
+    };
+    const addCandidate = RTCPeerConnection.prototype.addIceCandidate;
+    RTCPeerConnection.prototype.addIceCandidate = function (c) {
+      return c && c.candidate && udp(c.candidate) ? Promise.resolve() : addCandidate.call(this, c);
+    };
+  });
+}
+
+test("a browser that cannot reach the room over UDP meets the others over ICE-TCP", async () => {
+  const browser = await launch(FAKE_MEDIA);
+  try {
+    const ana = await person(browser);
+    const ben = await person(browser);
+    await withoutUdp(ana);
+    await registerVia(ana.page, account("Ana Tcp"));
+    const link = await openVideoRoom(ana, "Behind a firewall");
+    await registerVia(ben.page, account("Ben Udp"));
+
+    await joinVideo(ana, link);
+    await joinVideo(ben, link);
+    await seeAndHearEachOther(ana, "Ana Tcp", ben, "Ben Udp");
+    // Each page's selected candidate pair says how it got there.
+    await ana.page.locator('.grid[data-transport="tcp"]').waitFor();
+    await ben.page.locator('.grid[data-transport="udp"]').waitFor();
+    await ana.page.locator(".tile.self figcaption", { hasText: "over TCP" }).waitFor();
+    await shot(ana.page, "video-room-over-tcp");
+    assertNoProblems(ana, ben);
   } finally {
     await browser.close();
   }

@@ -67,7 +67,8 @@ export function mediaStage(el, conn, { name }) {
   const camBtn = h("button", { type: "button", class: "secondary", "aria-pressed": "true", onclick: () => toggle("video") }, "Camera on");
   const micBtn = h("button", { type: "button", class: "secondary", "aria-pressed": "true", onclick: () => toggle("audio") }, "Microphone on");
   const shareBtn = h("button", { type: "button", class: "secondary", "aria-pressed": "false", onclick: () => (screenTrack ? stopShare() : share()) }, "Share screen");
-  const self = h("figure", { class: "tile self" }, video, h("figcaption", {}, `${name} (you)`));
+  const selfCaption = h("figcaption", {}, `${name} (you)`);
+  const self = h("figure", { class: "tile self" }, video, selfCaption);
   const grid = h("div", { class: "grid", "aria-label": "Video of the people in the room" });
 
   const me = () => conn.state.people.get(conn.state.you);
@@ -281,6 +282,12 @@ export function mediaStage(el, conn, { name }) {
     }
     const sent = stats.get("sent") || {};
     self.dataset.layers = Object.keys(sent).filter((rid) => sent[rid].bytesSent > 0).sort().join(" ");
+    const transport = stats.get("transport") || "";
+    if (grid.dataset.transport !== transport) {
+      grid.dataset.transport = transport;
+      selfCaption.textContent = transport === "tcp" ? `${name} (you) · over TCP` : `${name} (you)`;
+      selfCaption.title = transport === "tcp" ? "Your network does not let video through over UDP, so it goes over TCP: it may lag a little more." : "";
+    }
     statsTimer = setTimeout(pollStats, STATS_EVERY_MS);
   }
 

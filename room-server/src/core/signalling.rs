@@ -150,7 +150,7 @@ impl Room {
     /// A signalling event of the media core for one participant.
     pub(super) fn media_event(&mut self, now: Instant, out: MediaOutput) {
         let (participant, event) = match out {
-            MediaOutput::Transmit { .. } => return,
+            MediaOutput::Transmit { .. } | MediaOutput::Hangup { .. } => return,
             MediaOutput::Answer { participant, sdp } => (participant, ServerEvent::Answer { sdp }),
             MediaOutput::Offer { participant, sdp } => (participant, ServerEvent::Offer { sdp }),
             MediaOutput::Candidate {

@@ -4,7 +4,7 @@
 //! only when its MESSAGE-INTEGRITY verifies with that session's ICE password, so
 //! nobody can steer someone else's address to another session with a forged check.
 //! A verified check binds the source address to the session; everything else
-//! (DTLS, SRTP, SRTCP) is routed by source address alone.
+//! (DTLS, SRTP, SRTCP) is routed by source address (and transport) alone.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -17,7 +17,10 @@ use rtc::stun::message::{is_stun_message, Message};
 use rtc::stun::textattrs::Username;
 
 use super::session::SessionId;
-use super::ufrag;
+use super::{ufrag, Transport};
+
+/// Where packets come from: a UDP address, or a client's end of a TCP connection.
+pub(crate) type Source = (Transport, SocketAddr);
 
 /// Remote addresses remembered per session. ICE may check a few candidate pairs
 /// (IPv4 and IPv6, a NAT rebinding); four covers that, and bounds the map at four
@@ -27,8 +30,10 @@ pub(crate) const MAX_ADDRS_PER_SESSION: usize = 4;
 /// Routes datagrams to sessions.
 pub(crate) struct Demuxer {
     crypto: Arc<dyn RTCCryptoProvider>,
-    by_addr: HashMap<SocketAddr, SessionId>,
-    by_session: HashMap<SessionId, VecDeque<SocketAddr>>,
+    by_addr: HashMap<Source, SessionId>,
+    by_session: HashMap<SessionId, VecDeque<Source>>,
+    /// Addresses forgotten and not yet taken ([`Self::take_evicted`]).
+    evicted: Vec<Source>,
 }
 
 impl std::fmt::Debug for Demuxer {
@@ -45,6 +50,7 @@ impl Demuxer {
             crypto,
             by_addr: HashMap::new(),
             by_session: HashMap::new(),
+            evicted: Vec::new(),
         }
     }
 
@@ -52,7 +58,7 @@ impl Demuxer {
     /// session's local ICE password (None for a session that does not exist).
     pub(crate) fn route<'a>(
         &mut self,
-        source: SocketAddr,
+        source: Source,
         data: &[u8],
         password: impl Fn(SessionId) -> Option<&'a str>,
     ) -> Option<SessionId> {
@@ -79,7 +85,7 @@ impl Demuxer {
         Some(session)
     }
 
-    fn bind(&mut self, source: SocketAddr, session: SessionId) {
+    fn bind(&mut self, source: Source, session: SessionId) {
         match self.by_addr.insert(source, session) {
             Some(old) if old == session => return,
             Some(old) => {
@@ -94,6 +100,7 @@ impl Demuxer {
         if addrs.len() > MAX_ADDRS_PER_SESSION {
             if let Some(oldest) = addrs.pop_front() {
                 self.by_addr.remove(&oldest);
+                self.evicted.push(oldest);
             }
         }
     }
@@ -102,7 +109,14 @@ impl Demuxer {
     pub(crate) fn remove(&mut self, session: SessionId) {
         for addr in self.by_session.remove(&session).unwrap_or_default() {
             self.by_addr.remove(&addr);
+            self.evicted.push(addr);
         }
+    }
+
+    /// Addresses forgotten since the last call: their TCP connections have no
+    /// session left to serve.
+    pub(crate) fn take_evicted(&mut self) -> Vec<Source> {
+        std::mem::take(&mut self.evicted)
     }
 
     /// Addresses bound, for tests and bounds checks.
@@ -132,8 +146,12 @@ mod tests {
         msg.raw
     }
 
-    fn addr(port: u16) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], port))
+    fn addr(port: u16) -> Source {
+        (Transport::Udp, SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+
+    fn tcp(port: u16) -> Source {
+        (Transport::Tcp, SocketAddr::from(([127, 0, 0, 1], port)))
     }
 
     #[test]
@@ -181,5 +199,42 @@ mod tests {
         assert_eq!(demux.len(), MAX_ADDRS_PER_SESSION);
         assert_eq!(demux.route(addr(2019), &[0x80, 0], pwd), Some(s1));
         assert_eq!(demux.route(addr(2000), &[0x80, 0], pwd), None);
+        // The 16 pushed out are reported once, for their connections to close.
+        let evicted = demux.take_evicted();
+        assert_eq!(evicted, (2000..2016).map(addr).collect::<Vec<_>>());
+        assert!(demux.take_evicted().is_empty());
+    }
+
+    #[test]
+    fn a_tcp_connection_is_a_source_of_its_own_and_is_reported_when_its_session_goes() {
+        let crypto = rtc::crypto::default_provider().unwrap();
+        let mut demux = Demuxer::new(crypto.clone());
+        let (s1, s2) = (SessionId(7), SessionId(8));
+        let pw = |s: SessionId| match s.0 {
+            7 => Some("password-of-seven-seven"),
+            8 => Some("password-of-eight-eight"),
+            _ => None,
+        };
+        let c1 = check(
+            &format!("{}:r", ufrag::encode(s1)),
+            "password-of-seven-seven",
+            crypto.crypto(),
+        );
+        let c2 = check(
+            &format!("{}:r", ufrag::encode(s2)),
+            "password-of-eight-eight",
+            crypto.crypto(),
+        );
+        // One client address, once over TCP (session 7), once over UDP (8).
+        assert_eq!(demux.route(tcp(3000), &c1, pw), Some(s1));
+        assert_eq!(demux.route(addr(3000), &c2, pw), Some(s2));
+        assert_eq!(demux.route(tcp(3000), &[23, 254, 253], pw), Some(s1));
+        assert_eq!(demux.route(addr(3000), &[23, 254, 253], pw), Some(s2));
+        assert_eq!(demux.route(tcp(3001), &[23, 254, 253], pw), None);
+        assert!(demux.take_evicted().is_empty());
+        demux.remove(s1);
+        assert_eq!(demux.take_evicted(), vec![tcp(3000)]);
+        assert_eq!(demux.route(tcp(3000), &[23, 254, 253], pw), None);
+        assert_eq!(demux.route(addr(3000), &[23, 254, 253], pw), Some(s2));
     }
 }

@@ -5,6 +5,11 @@
 //! and drains [`MediaOutput`]s (datagrams to send, signalling events for one
 //! participant). The core owns no socket, task or clock, like the chat core.
 //!
+//! Packets arrive and leave over UDP, or over ICE-TCP (RFC 6544: a passive TCP
+//! candidate on the same port number, each packet framed by RFC 4571) for
+//! clients whose network drops UDP; the core sees both as [`Transport`]-tagged
+//! packets and never a socket.
+//!
 //! Data flow: a datagram is routed to one participant's WebRTC session by
 //! [`demux::Demuxer`] (the ICE username fragment of a STUN check names the session;
 //! after that the remote address does). Each session is an `rtc` peer connection
@@ -25,6 +30,7 @@ mod sfu;
 pub(crate) mod shell;
 mod simulcast;
 mod speaker;
+pub(crate) mod tcp;
 #[cfg(test)]
 mod tests;
 mod ufrag;
@@ -64,13 +70,25 @@ impl MediaKind {
     }
 }
 
+/// How a packet travels between the room and a participant.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// A datagram on the room's media socket.
+    #[default]
+    Udp,
+    /// One RFC 4571 frame on a TCP connection a client opened to the media
+    /// port (ICE-TCP); the address is the client's end of that connection.
+    Tcp,
+}
+
 /// What the media core is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaInput {
-    /// A UDP datagram that arrived on the room's media socket.
+    /// A packet that arrived on the room's media port.
     Datagram {
         source: SocketAddr,
         destination: SocketAddr,
+        transport: Transport,
         data: Vec<u8>,
     },
     /// A participant's SDP offer (`offer` frame). `publish` and `subscribe` are the
@@ -119,12 +137,17 @@ pub enum MediaInput {
 /// What the shell must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaOutput {
-    /// Send a datagram from the media socket.
+    /// Send a packet: a datagram from the media socket, or a frame on the TCP
+    /// connection from `destination`.
     Transmit {
         source: SocketAddr,
         destination: SocketAddr,
+        transport: Transport,
         data: Vec<u8>,
     },
+    /// Close the TCP connection from `peer`: its session ended, or what it sent
+    /// belongs to no session.
+    Hangup { peer: SocketAddr },
     /// Send `answer` to a participant.
     Answer { participant: String, sdp: String },
     /// Send a server-initiated `offer` (renegotiation) to a participant.

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use rtc::ice::candidate::CandidateConfig;
+use rtc::ice::tcp_type::TcpType;
 use rtc::interceptor::{CongestionControlBuilder, Registry, Slot};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
@@ -100,6 +101,8 @@ pub(crate) struct Session {
     pub pc: RTCPeerConnection,
     pwd: String,
     candidate: SocketAddr,
+    /// Advertise a passive ICE-TCP candidate at `candidate` too.
+    ice_tcp: bool,
     /// The client's first offer has been answered: the SFU may offer from now on.
     negotiated: bool,
     /// The forwarding graph changed this session's transceivers since the last offer.
@@ -136,11 +139,13 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// A session whose one host candidate is `candidate`.
+    /// A session whose host candidate is `candidate` (UDP, and with `ice_tcp`
+    /// passive TCP too).
     pub(crate) fn new(
         id: SessionId,
         participant: String,
         candidate: SocketAddr,
+        ice_tcp: bool,
         delay_based_estimate: bool,
         now: Instant,
     ) -> Result<Self> {
@@ -186,6 +191,7 @@ impl Session {
             pc,
             pwd,
             candidate,
+            ice_tcp,
             negotiated: false,
             renegotiate: false,
             offer_deadline: None,
@@ -270,19 +276,25 @@ impl Session {
             .set_remote_description(now, RTCSessionDescription::offer(sdp)?)?;
         self.mirror_remote_directions();
         if !self.negotiated {
-            let host = CandidateHostConfig {
-                base_config: CandidateConfig {
-                    network: "udp".to_owned(),
-                    address: self.candidate.ip().to_string(),
-                    port: self.candidate.port(),
-                    component: 1,
-                    ..Default::default()
-                },
-                ..Default::default()
+            let mut networks = vec![("udp", TcpType::Unspecified)];
+            if self.ice_tcp {
+                networks.push(("tcp", TcpType::Passive));
             }
-            .new_candidate_host()?;
-            self.pc
-                .add_local_candidate(RTCIceCandidate::from(&host).to_json()?)?;
+            for (network, tcp_type) in networks {
+                let host = CandidateHostConfig {
+                    base_config: CandidateConfig {
+                        network: network.to_owned(),
+                        address: self.candidate.ip().to_string(),
+                        port: self.candidate.port(),
+                        component: 1,
+                        ..Default::default()
+                    },
+                    tcp_type,
+                }
+                .new_candidate_host()?;
+                self.pc
+                    .add_local_candidate(RTCIceCandidate::from(&host).to_json()?)?;
+            }
         }
         let answer = self.pc.create_answer(None)?;
         self.pc.set_local_description(now, answer)?;

@@ -26,7 +26,7 @@ use super::session::{Leg, Published, Session, SessionId};
 use super::simulcast::{choose, Estimate, Layer, LayerMeter, Splicer};
 use super::speaker::SpeakerDetector;
 use super::vp8;
-use super::{MediaCore, MediaInput, MediaKind, MediaOutput};
+use super::{MediaCore, MediaInput, MediaKind, MediaOutput, Transport};
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
@@ -42,9 +42,13 @@ pub const MAX_TRACKS_PER_PUBLISHER: usize = 4;
 /// The media core's configuration.
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
-    /// The address advertised as every session's one ICE candidate: the public IP
+    /// The address advertised as every session's ICE candidate: the public IP
     /// (or the listen address) and the media socket's port.
     pub candidate: SocketAddr,
+    /// Also advertise a passive ICE-TCP candidate at the same address (the
+    /// shell listens for TCP on the media port number): the way in for clients
+    /// whose network drops UDP.
+    pub ice_tcp: bool,
     /// Sessions at most; an `offer` beyond it is refused. The room's participant cap.
     pub max_sessions: usize,
     /// Delay-based bandwidth estimation towards subscribers (TWCC feedback into
@@ -260,6 +264,7 @@ impl Sfu {
                 id,
                 participant.clone(),
                 self.cfg.candidate,
+                self.cfg.ice_tcp,
                 self.cfg.delay_based_estimate,
                 now,
             ) {
@@ -602,14 +607,23 @@ impl Sfu {
 
     // === impl Sfu: media ===
 
-    fn datagram(&mut self, now: Instant, source: SocketAddr, data: Vec<u8>) {
+    fn datagram(&mut self, now: Instant, source: SocketAddr, transport: Transport, data: Vec<u8>) {
         let sessions = &self.sessions;
-        let routed = self
-            .demux
-            .route(source, &data, |id| sessions.get(&id).map(|s| s.password()));
+        let routed = self.demux.route((transport, source), &data, |id| {
+            sessions.get(&id).map(|s| s.password())
+        });
         let Some(session) = routed.and_then(|id| self.sessions.get_mut(&id)) else {
-            tracing::trace!(%source, "datagram for no session");
+            tracing::trace!(%source, ?transport, "packet for no session");
+            if transport == Transport::Tcp {
+                // A connection that opens with anything but a verified check of
+                // a live session is no client of this room.
+                self.out.push_back(MediaOutput::Hangup { peer: source });
+            }
             return;
+        };
+        let transport_protocol = match transport {
+            Transport::Udp => TransportProtocol::UDP,
+            Transport::Tcp => TransportProtocol::TCP,
         };
         let msg = TaggedBytesMut {
             now,
@@ -617,7 +631,7 @@ impl Sfu {
                 local_addr: self.cfg.candidate,
                 peer_addr: source,
                 ecn: None,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol,
             },
             message: BytesMut::from(&data[..]),
         };
@@ -949,11 +963,21 @@ impl Sfu {
     fn transmit(&mut self) {
         for session in self.sessions.values_mut() {
             while let Some(msg) = session.poll_datagram() {
+                let transport = match msg.transport.transport_protocol {
+                    TransportProtocol::TCP => Transport::Tcp,
+                    _ => Transport::Udp,
+                };
                 self.out.push_back(MediaOutput::Transmit {
                     source: msg.transport.local_addr,
                     destination: msg.transport.peer_addr,
+                    transport,
                     data: msg.message.to_vec(),
                 });
+            }
+        }
+        for (transport, peer) in self.demux.take_evicted() {
+            if transport == Transport::Tcp {
+                self.out.push_back(MediaOutput::Hangup { peer });
             }
         }
     }
@@ -972,7 +996,12 @@ impl Sfu {
 impl MediaCore for Sfu {
     fn handle_input(&mut self, input: MediaInput, now: Instant) {
         match input {
-            MediaInput::Datagram { source, data, .. } => self.datagram(now, source, data),
+            MediaInput::Datagram {
+                source,
+                transport,
+                data,
+                ..
+            } => self.datagram(now, source, transport, data),
             MediaInput::Offer {
                 participant,
                 sdp,

@@ -1,4 +1,5 @@
-//! The tokio side of the media core: the room's one UDP socket.
+//! The tokio side of the media core: the room's one UDP socket, and the TCP
+//! connections of ICE-TCP clients (`tcp.rs`).
 //!
 //! The room's actor task owns a [`MediaShell`] next to the chat core: datagrams
 //! and media timers go into the [`Sfu`], its datagrams go out of the socket and
@@ -6,13 +7,16 @@
 //! connection. One task for both keeps the two cores' views of who is here in
 //! step without locks; a room is at most a few dozen people.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 
-use super::{MediaCore, MediaInput, MediaKind, MediaOutput, Sfu, SfuStats};
+use super::tcp::TcpEvent;
+use super::{MediaCore, MediaInput, MediaKind, MediaOutput, Sfu, SfuStats, Transport};
 use crate::core::{Input, Room};
 use crate::metrics::Metrics;
 
@@ -20,11 +24,19 @@ use crate::metrics::Metrics;
 /// 1200–1500 bytes); anything larger than this is not media and is cut short.
 pub(crate) const DATAGRAM_BYTES: usize = 2048;
 
+/// Datagrams taken from the socket per wake-up at most.
+#[cfg(target_os = "linux")]
+pub(crate) const RECV_BATCH: usize = super::batch::RECV_BATCH;
+#[cfg(not(target_os = "linux"))]
+pub(crate) const RECV_BATCH: usize = 1;
+
 /// The media core and its socket.
 pub(crate) struct MediaShell {
     pub sfu: Sfu,
     pub socket: Arc<UdpSocket>,
     pub local: SocketAddr,
+    /// The writers of open ICE-TCP connections, by the client's address.
+    pub tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     pub metrics: Metrics,
     /// The SFU's counters as last exported.
     pub exported: SfuStats,
@@ -33,19 +45,62 @@ pub(crate) struct MediaShell {
 impl MediaShell {
     /// Feed the core and carry out what it asks.
     pub(crate) fn handle(&mut self, input: MediaInput, room: &mut Room) {
+        self.sfu.handle_input(input, Instant::now());
+        self.flush(room);
+    }
+
+    /// Datagrams that arrived together (`recvmmsg`): `got` gives the length and
+    /// source of what is in each of `bufs`. All go into the core before its
+    /// output goes out, in one batch of sends.
+    pub(crate) fn datagrams(
+        &mut self,
+        bufs: &[Vec<u8>],
+        got: &[(usize, SocketAddr)],
+        room: &mut Room,
+    ) {
         let now = Instant::now();
-        self.sfu.handle_input(input, now);
+        for (buf, (len, source)) in bufs.iter().zip(got) {
+            self.metrics.media_datagrams_in.inc();
+            let input = MediaInput::Datagram {
+                source: *source,
+                destination: self.local,
+                transport: Transport::Udp,
+                data: buf[..*len].to_vec(),
+            };
+            self.sfu.handle_input(input, now);
+        }
+        self.flush(room);
+    }
+
+    /// Carry out what the core asks: send its packets, hand its signalling
+    /// events to the chat core.
+    fn flush(&mut self, room: &mut Room) {
+        let now = Instant::now();
         let mut datagrams = Vec::new();
         while let Some(out) = self.sfu.poll_output() {
             match out {
                 MediaOutput::Transmit {
-                    destination, data, ..
+                    destination,
+                    transport: Transport::Udp,
+                    data,
+                    ..
                 } => datagrams.push((destination, data)),
+                MediaOutput::Transmit {
+                    destination,
+                    transport: Transport::Tcp,
+                    data,
+                    ..
+                } => self.send_tcp(destination, data),
+                MediaOutput::Hangup { peer } => {
+                    // Dropping the writer ends the connection's task.
+                    self.tcp.remove(&peer);
+                }
                 other => room.handle_input(Input::Media(other), now),
             }
         }
         self.transmit(&datagrams);
         self.metrics.media_sessions.set(self.sfu.sessions() as i64);
+        self.count_tcp();
         self.export();
     }
 
@@ -74,6 +129,45 @@ impl MediaShell {
                 }
             }
         }
+    }
+
+    /// Queue a packet for an ICE-TCP connection; a full queue drops it, as a
+    /// full UDP send buffer would.
+    fn send_tcp(&self, peer: SocketAddr, data: Vec<u8>) {
+        match self.tcp.get(&peer).map(|w| w.try_send(data)) {
+            Some(Ok(())) => self.metrics.media_datagrams_out.inc(),
+            _ => self.metrics.media_datagrams_dropped.inc(),
+        }
+    }
+
+    /// What an ICE-TCP connection's task reports.
+    pub(crate) fn tcp_event(&mut self, event: TcpEvent, room: &mut Room) {
+        match event {
+            TcpEvent::Open { peer, writer } => {
+                self.tcp.insert(peer, writer);
+                self.count_tcp();
+            }
+            TcpEvent::Frame { peer, data } => {
+                self.metrics.media_datagrams_in.inc();
+                let input = MediaInput::Datagram {
+                    source: peer,
+                    destination: self.local,
+                    transport: Transport::Tcp,
+                    data,
+                };
+                self.handle(input, room);
+            }
+            TcpEvent::Closed { peer } => {
+                self.tcp.remove(&peer);
+                self.count_tcp();
+            }
+        }
+    }
+
+    fn count_tcp(&self) {
+        self.metrics
+            .media_tcp_connections
+            .set(self.tcp.len() as i64);
     }
 
     /// Bring the media metrics up to the SFU's counters.
@@ -131,15 +225,39 @@ impl MediaShell {
             counter.inc_by(now.saturating_sub(was));
         }
     }
+}
 
-    /// A datagram that arrived from `source`.
-    pub(crate) fn datagram(&mut self, source: SocketAddr, data: &[u8], room: &mut Room) {
-        self.metrics.media_datagrams_in.inc();
-        let input = MediaInput::Datagram {
-            source,
-            destination: self.local,
-            data: data.to_vec(),
-        };
-        self.handle(input, room);
+/// Wait for datagrams on the media socket and take what is waiting: up to
+/// `bufs.len()` in one `recvmmsg` call, (length, source) of each in `got`.
+/// Cancel-safe: nothing is read until the socket is ready.
+#[cfg(target_os = "linux")]
+pub(crate) async fn recv_datagrams(
+    socket: &UdpSocket,
+    bufs: &mut [Vec<u8>],
+    got: &mut Vec<(usize, SocketAddr)>,
+) -> std::io::Result<()> {
+    use std::os::fd::AsFd;
+    loop {
+        socket.readable().await?;
+        let read = socket.try_io(tokio::io::Interest::READABLE, || {
+            super::batch::recv_batch(socket.as_fd(), bufs, got)
+        });
+        match read {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e),
+        }
     }
+}
+
+/// One datagram at a time where there is no `recvmmsg`.
+#[cfg(not(target_os = "linux"))]
+pub(crate) async fn recv_datagrams(
+    socket: &UdpSocket,
+    bufs: &mut [Vec<u8>],
+    got: &mut Vec<(usize, SocketAddr)>,
+) -> std::io::Result<()> {
+    let (n, source) = socket.recv_from(&mut bufs[0]).await?;
+    got.push((n, source));
+    Ok(())
 }

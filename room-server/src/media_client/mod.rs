@@ -4,7 +4,8 @@
 //! forwards, counting packets and frames per publisher.
 //!
 //! The peer is the sans-IO `rtc` peer connection the room server is built on; a
-//! task owns it, its UDP socket and its timers. Signalling stays with the caller's
+//! task owns it, its UDP socket (or, with [`Transport::Tcp`], its ICE-TCP
+//! connection to the room) and its timers. Signalling stays with the caller's
 //! [`crate::client::RoomClient`]: send the offer [`MediaSession::start`] returns,
 //! then pass every media event the room sends to [`MediaSession::handle`] and send
 //! back what it returns (the answer to a renegotiation offer).
@@ -35,11 +36,16 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::media::keyframe::KeyframeRequestTap;
+pub use crate::media::Transport;
 use crate::protocol::{ClientMessage, ServerEvent};
 
-use peer::Peer;
+use peer::{Link, Peer};
+use rtc::shared::tcp_framing::TcpFrameDecoder;
 use synth::{random_ssrc, Sender};
-pub use tracks::{add_sendonly, extension_id, host_candidate, send_encoding, simulcast_encodings};
+pub use tracks::{
+    add_sendonly, extension_id, host_candidate, passive_tcp_candidate, send_encoding,
+    simulcast_encodings, tcp_active_candidate,
+};
 
 /// Largest RTP payload the synthetic video is split into (browsers stay near
 /// 1,200 bytes of packet).
@@ -86,6 +92,9 @@ pub struct MediaOptions {
     pub audio: bool,
     /// Publish a synthetic VP8 camera.
     pub video: Option<Video>,
+    /// UDP (the default), or ICE-TCP: one TCP connection to the room's passive
+    /// TCP candidate, as a browser behind a network that drops UDP ends up with.
+    pub transport: Transport,
 }
 
 impl MediaOptions {
@@ -96,6 +105,7 @@ impl MediaOptions {
             local_ip,
             audio: false,
             video: None,
+            transport: Transport::Udp,
         }
     }
 
@@ -105,6 +115,15 @@ impl MediaOptions {
             local_ip,
             audio: true,
             video: Some(video),
+            transport: Transport::Udp,
+        }
+    }
+
+    /// The same session over ICE-TCP.
+    pub fn over_tcp(self) -> Self {
+        Self {
+            transport: Transport::Tcp,
+            ..self
         }
     }
 }
@@ -257,8 +276,6 @@ impl MediaSession {
     /// Bind the media socket, build the peer and its tracks, and return the
     /// session with the `offer` to send on the room's WebSocket.
     pub async fn start(opts: MediaOptions) -> Result<(Self, ClientMessage), MediaError> {
-        let socket = UdpSocket::bind((opts.local_ip, 0)).await?;
-        let local = socket.local_addr()?;
         let now = Instant::now();
         // The room's own codec table (Opus 111, VP8 96, the audio level).
         let mut media = crate::media::codecs::media_engine()?;
@@ -271,8 +288,23 @@ impl MediaSession {
             .with_media_engine(media)
             .with_interceptor_registry(registry)
             .build(now)?;
-        pc.add_local_candidate(host_candidate(local)?)?;
-        let tag = format!("{:08x}", local.port() as u32 ^ std::process::id());
+        let link = match opts.transport {
+            Transport::Udp => {
+                let socket = UdpSocket::bind((opts.local_ip, 0)).await?;
+                let local = socket.local_addr()?;
+                pc.add_local_candidate(host_candidate(local)?)?;
+                Link::Udp { socket, local }
+            }
+            Transport::Tcp => {
+                pc.add_local_candidate(tcp_active_candidate(opts.local_ip)?)?;
+                Link::Tcp {
+                    ip: opts.local_ip,
+                    stream: None,
+                    decoder: TcpFrameDecoder::new(),
+                }
+            }
+        };
+        let tag = format!("{:08x}", random_ssrc());
         let mut senders = Vec::new();
         if opts.audio {
             let ssrc = random_ssrc();
@@ -335,8 +367,7 @@ impl MediaSession {
         let (tx, rx) = mpsc::channel(COMMANDS);
         let peer = Peer {
             pc,
-            socket,
-            local,
+            link,
             senders,
             counters: counters.clone(),
             tracks: HashMap::new(),

@@ -1,8 +1,9 @@
-//! The task of a media session: its `rtc` peer connection, UDP socket, timers
-//! and synthetic streams.
+//! The task of a media session: its `rtc` peer connection, its link to the room
+//! (a UDP socket, or an ICE-TCP connection), timers and synthetic streams.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,21 +16,129 @@ use rtc::peer_connection::RTCPeerConnection;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::sansio::Protocol;
 use rtc::sdp::extmap::{AUDIO_LEVEL_URI, SDES_MID_URI, SDES_RTP_STREAM_ID_URI};
+use rtc::shared::tcp_framing::{frame_packet, TcpFrameDecoder};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
 use super::synth::{Extensions, Sender};
-use super::tracks::extension_id;
+use super::tracks::{extension_id, passive_tcp_candidate};
 use super::{unpoisoned, Command, Counters, MediaError, OPUS_PT, VP8_PT};
 use crate::media::keyframe::is_keyframe_request;
 use crate::protocol::TrackKind;
 
-/// The task's side: the peer connection, its socket and the streams it sends.
+/// How long an ICE-TCP connection to the room may take to open.
+const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How the session's packets reach the room.
+pub(super) enum Link {
+    /// A UDP socket bound to `local`.
+    Udp {
+        socket: UdpSocket,
+        local: SocketAddr,
+    },
+    /// ICE-TCP from `ip`: the connection opens once the room's answer names its
+    /// passive candidate; every packet is an RFC 4571 frame on it.
+    Tcp {
+        ip: IpAddr,
+        stream: Option<TcpStream>,
+        decoder: TcpFrameDecoder,
+    },
+}
+
+/// One packet that arrived, as the peer connection is told of it.
+struct Arrival {
+    from: SocketAddr,
+    local: SocketAddr,
+    protocol: TransportProtocol,
+    data: Vec<u8>,
+}
+
+impl Link {
+    /// Wait for the next packets (TCP may bring several at once, or none yet).
+    async fn recv(&mut self, buf: &mut [u8]) -> io::Result<Vec<Arrival>> {
+        match self {
+            Link::Udp { socket, local } => {
+                let (n, from) = socket.recv_from(buf).await?;
+                Ok(vec![Arrival {
+                    from,
+                    local: *local,
+                    protocol: TransportProtocol::UDP,
+                    data: buf[..n].to_vec(),
+                }])
+            }
+            Link::Tcp {
+                stream: Some(stream),
+                decoder,
+                ..
+            } => {
+                // `read` is cancel-safe; the decoder keeps partial frames.
+                let n = stream.read(buf).await?;
+                if n == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                decoder.extend_from_slice(&buf[..n]);
+                let (from, local) = (stream.peer_addr()?, stream.local_addr()?);
+                Ok(std::iter::from_fn(|| decoder.next_packet())
+                    .map(|data| Arrival {
+                        from,
+                        local,
+                        protocol: TransportProtocol::TCP,
+                        data,
+                    })
+                    .collect())
+            }
+            Link::Tcp { stream: None, .. } => std::future::pending().await,
+        }
+    }
+
+    async fn send(&mut self, to: SocketAddr, data: &[u8]) -> io::Result<()> {
+        match self {
+            Link::Udp { socket, .. } => socket.send_to(data, to).await.map(drop),
+            Link::Tcp {
+                stream: Some(stream),
+                ..
+            } => stream.write_all(&frame_packet(data)).await,
+            // Nothing can go out before the connection is open.
+            Link::Tcp { stream: None, .. } => Ok(()),
+        }
+    }
+
+    /// For ICE-TCP, open the connection to the passive candidate in `answer`.
+    async fn open(&mut self, answer: &str) -> io::Result<()> {
+        let Link::Tcp {
+            ip,
+            stream: stream @ None,
+            ..
+        } = self
+        else {
+            return Ok(());
+        };
+        let room = passive_tcp_candidate(answer).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "the room's answer offers no ICE-TCP candidate",
+            )
+        })?;
+        let socket = match room {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(SocketAddr::new(*ip, 0))?;
+        let connected = tokio::time::timeout(TCP_CONNECT_TIMEOUT, socket.connect(room))
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        connected.set_nodelay(true)?;
+        *stream = Some(connected);
+        Ok(())
+    }
+}
+
+/// The task's side: the peer connection, its link and the streams it sends.
 pub(super) struct Peer {
     pub(super) pc: RTCPeerConnection,
-    pub(super) socket: UdpSocket,
-    pub(super) local: SocketAddr,
+    pub(super) link: Link,
     pub(super) senders: Vec<Sender>,
     pub(super) counters: Arc<Mutex<Counters>>,
     /// Received track id → (media stream id, kind).
@@ -56,14 +165,18 @@ impl Peer {
                 .unwrap_or(now + Duration::from_millis(100))
                 .max(now);
             tokio::select! {
-                got = self.socket.recv_from(&mut buf) => match got {
-                    Ok((n, from)) => self.read(from, &buf[..n]),
+                got = self.link.recv(&mut buf) => match got {
+                    Ok(arrivals) => arrivals.into_iter().for_each(|a| self.read(a)),
+                    Err(e) if matches!(self.link, Link::Tcp { .. }) => {
+                        tracing::debug!(error = %e, "the ICE-TCP connection to the room ended");
+                        self.lock().failed = true;
+                    }
                     Err(e) => {
                         tracing::debug!(error = %e, "media socket read failed");
                     }
                 },
                 cmd = commands.recv() => match cmd {
-                    Some(c) => self.command(c),
+                    Some(c) => self.command(c).await,
                     None => break,
                 },
                 () = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
@@ -94,12 +207,17 @@ impl Peer {
         self.lock().connected
     }
 
-    fn command(&mut self, c: Command) {
+    async fn command(&mut self, c: Command) {
         let now = Instant::now();
         match c {
             Command::Answer(sdp) => {
+                if let Err(e) = self.link.open(&sdp).await {
+                    tracing::warn!(error = %e, "cannot open ICE-TCP to the room");
+                    self.lock().failed = true;
+                    return;
+                }
                 let result = RTCSessionDescription::answer(sdp)
-                    .and_then(|answer| self.pc.set_remote_description(now, answer));
+                    .and_then(|answer| self.pc.set_remote_description(Instant::now(), answer));
                 match result {
                     Ok(()) => {
                         self.negotiated = true;
@@ -127,19 +245,19 @@ impl Peer {
         }
     }
 
-    fn read(&mut self, from: SocketAddr, data: &[u8]) {
+    fn read(&mut self, a: Arrival) {
         let msg = TaggedBytesMut {
             now: Instant::now(),
             transport: TransportContext {
-                local_addr: self.local,
-                peer_addr: from,
+                local_addr: a.local,
+                peer_addr: a.from,
                 ecn: None,
-                transport_protocol: TransportProtocol::UDP,
+                transport_protocol: a.protocol,
             },
-            message: BytesMut::from(data),
+            message: BytesMut::from(&a.data[..]),
         };
         if let Err(e) = self.pc.handle_read(msg) {
-            tracing::trace!(error = %e, "a datagram was refused");
+            tracing::trace!(error = %e, "a packet was refused");
         }
     }
 
@@ -300,7 +418,7 @@ impl Peer {
         }
         while let Some(msg) = self.pc.poll_write() {
             let to = msg.transport.peer_addr;
-            if let Err(e) = self.socket.send_to(&msg.message, to).await {
+            if let Err(e) = self.link.send(to, &msg.message).await {
                 tracing::debug!(error = %e, %to, "media send failed");
             }
         }

@@ -2,9 +2,10 @@
 //! sendonly transceivers, host candidates. Shared by the media client, the
 //! SFU's tests and its benchmark.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use rtc::ice::candidate::CandidateConfig;
+use rtc::ice::tcp_type::TcpType;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_VP8;
 use rtc::peer_connection::transport::{CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit};
@@ -98,6 +99,35 @@ pub fn host_candidate(addr: SocketAddr) -> Result<RTCIceCandidateInit, MediaErro
     }
     .new_candidate_host()?;
     Ok(RTCIceCandidate::from(&host).to_json()?)
+}
+
+/// An active ICE-TCP host candidate at `ip` (RFC 6544: port 9, a placeholder,
+/// since the connection's own port is chosen when it opens).
+pub fn tcp_active_candidate(ip: IpAddr) -> Result<RTCIceCandidateInit, MediaError> {
+    let host = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: "tcp".to_owned(),
+            address: ip.to_string(),
+            port: 9,
+            component: 1,
+            ..Default::default()
+        },
+        tcp_type: TcpType::Active,
+    }
+    .new_candidate_host()?;
+    Ok(RTCIceCandidate::from(&host).to_json()?)
+}
+
+/// The passive ICE-TCP candidate an SDP (the room's answer) offers, if any.
+pub fn passive_tcp_candidate(sdp: &str) -> Option<SocketAddr> {
+    sdp.lines().find_map(|line| {
+        let c = line.trim_end().strip_prefix("a=candidate:")?;
+        let c = rtc::ice::candidate::unmarshal_candidate(c).ok()?;
+        if !c.network_type().is_tcp() || c.tcp_type() != TcpType::Passive {
+            return None;
+        }
+        Some(SocketAddr::new(c.address().parse().ok()?, c.port()))
+    })
 }
 
 /// The id sender `sender` of `pc` negotiated for header extension `uri`.

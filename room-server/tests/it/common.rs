@@ -18,6 +18,8 @@ pub const WAIT: Duration = Duration::from_secs(10);
 
 pub struct TestRoom {
     pub addr: SocketAddr,
+    /// The media port (UDP, and TCP for ICE-TCP unless turned off).
+    pub media: SocketAddr,
     pub key: SigningKey,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<rendezvous_room::Result<CloseReason>>>,
@@ -43,6 +45,7 @@ impl TestRoom {
         let (key, args) = mk_key_and_args(customize);
         let server = Server::bind(args).await.expect("bind");
         let addr = server.local_addr();
+        let media = server.media_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {
             let _ = stopped.await;
@@ -50,6 +53,7 @@ impl TestRoom {
         let handle = tokio::spawn(server.serve(shutdown));
         Self {
             addr,
+            media,
             key,
             stop: Some(stop),
             handle: Some(handle),

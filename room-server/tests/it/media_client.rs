@@ -53,6 +53,15 @@ async fn until(m: &Member, what: &str, done: impl Fn(&MediaStats) -> bool) -> Me
     }
 }
 
+/// A second of `who`'s media arrived: 30 video frames and 25 audio packets.
+fn got(who: &'static str) -> impl Fn(&MediaStats) -> bool {
+    move |s| {
+        s.received
+            .get(who)
+            .is_some_and(|r| r.video_frames >= 30 && r.audio_packets >= 25)
+    }
+}
+
 fn local() -> std::net::IpAddr {
     std::net::Ipv4Addr::LOCALHOST.into()
 }
@@ -70,13 +79,6 @@ async fn synthetic_publishers_reach_every_subscriber_counted_per_publisher() {
     let eve = join(&room, "eve", MediaOptions::receive_only(local())).await;
 
     // Everyone gets video frames and audio from each publisher but themselves.
-    let got = |who: &'static str| {
-        move |s: &MediaStats| {
-            s.received
-                .get(who)
-                .is_some_and(|r| r.video_frames >= 30 && r.audio_packets >= 25)
-        }
-    };
     let e = until(&eve, "eve hears and sees ada and bob", |s| {
         got("ada")(s) && got("bob")(s)
     })
@@ -157,4 +159,122 @@ async fn synthetic_publishers_reach_every_subscriber_counted_per_publisher() {
     for m in [ada, bob, eve] {
         m.task.abort();
     }
+}
+
+/// ICE-TCP: publishers and subscribers whose only way in is a TCP connection to
+/// the media port (RFC 6544, RFC 4571 framing) meet UDP ones in one room, and a
+/// connection ends with its session.
+#[tokio::test]
+async fn ice_tcp_members_send_and_receive_beside_udp_members() {
+    let room = TestRoom::start().await;
+    let ada = join(
+        &room,
+        "ada",
+        MediaOptions::publish(local(), Video::Camera).over_tcp(),
+    )
+    .await;
+    let bob = join(&room, "bob", MediaOptions::publish(local(), Video::Camera)).await;
+    let cy = join(&room, "cy", MediaOptions::receive_only(local()).over_tcp()).await;
+
+    until(&cy, "cy (TCP) gets ada (TCP) and bob (UDP)", |s| {
+        got("ada")(s) && got("bob")(s)
+    })
+    .await;
+    until(&bob, "bob (UDP) gets ada (TCP)", got("ada")).await;
+    until(&ada, "ada (TCP) gets bob (UDP)", got("bob")).await;
+    let tcp_links = || async {
+        metric(
+            &room.metrics().await,
+            "rendezvous_room_media_tcp_connections",
+        )
+        .expect("the gauge")
+    };
+    assert_eq!(tcp_links().await, 2.0, "ada's and cy's connections");
+
+    // Cy leaves: the room ends her session and closes her connection.
+    cy.task.abort();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while tcp_links().await != 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "cy's connection stays open"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Ada, still over TCP, goes on getting bob.
+    let before = ada.stats.get().received["bob"].video_frames;
+    until(&ada, "ada gets 30 more frames of bob", |s| {
+        s.received["bob"].video_frames >= before + 30
+    })
+    .await;
+    for m in [ada, bob] {
+        m.task.abort();
+    }
+}
+
+/// What is no ICE check of a live session closes its TCP connection at once,
+/// and the room goes on serving.
+#[tokio::test]
+async fn tcp_connections_that_are_not_ice_are_closed_and_the_room_serves_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let room = TestRoom::start().await;
+    let bob = join(&room, "bob", MediaOptions::publish(local(), Video::Camera)).await;
+    // A STUN binding request of a made-up session, without integrity.
+    let mut stun = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    stun.extend_from_slice(&[7; 12]);
+    let garbage: Vec<u8> = (0..200u32).map(|i| (i * 37 % 251) as u8).collect();
+    let http = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
+    for (what, bytes) in [
+        ("a forged STUN check", frame(&stun)),
+        ("a frame of garbage", frame(&garbage)),
+        ("an HTTP request", http),
+        (
+            "a frame longer than any packet",
+            vec![0xff, 0xff, 0, 0, 0, 0],
+        ),
+    ] {
+        let mut tcp = tokio::net::TcpStream::connect(room.media).await.unwrap();
+        tcp.write_all(&bytes).await.unwrap();
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("{what}: the room kept the connection open"));
+        assert!(
+            matches!(read, Ok(0) | Err(_)),
+            "{what}: the room answered {read:?}"
+        );
+    }
+    // Bob's media flowed all along, and a TCP member still gets in.
+    let cy = join(&room, "cy", MediaOptions::receive_only(local()).over_tcp()).await;
+    until(&cy, "cy gets bob", |s| {
+        s.received.get("bob").is_some_and(|r| r.video_frames >= 30)
+    })
+    .await;
+    for m in [bob, cy] {
+        m.task.abort();
+    }
+}
+
+/// `--ice-tcp false`: no TCP listener, no TCP candidate; a TCP-only client
+/// fails cleanly.
+#[tokio::test]
+async fn with_ice_tcp_off_the_answer_offers_udp_only() {
+    let room = TestRoom::start_with(|a| a.ice_tcp = false).await;
+    assert!(
+        tokio::net::TcpStream::connect(room.media).await.is_err(),
+        "nothing listens for TCP on the media port"
+    );
+    let cy = join(&room, "cy", MediaOptions::receive_only(local()).over_tcp()).await;
+    until(&cy, "cy's TCP-only session fails", |s| s.ended).await;
+    let bob = join(&room, "bob", MediaOptions::receive_only(local())).await;
+    until(&bob, "bob connects over UDP", |s| s.connected).await;
+    for m in [bob, cy] {
+        m.task.abort();
+    }
+}
+
+fn frame(packet: &[u8]) -> Vec<u8> {
+    let mut out = (packet.len() as u16).to_be_bytes().to_vec();
+    out.extend_from_slice(packet);
+    out
 }

@@ -450,6 +450,7 @@ fn mangled_datagrams_never_crash_the_room_nor_cut_anyone_off() {
         net.input(MediaInput::Datagram {
             source,
             destination: sfu_addr,
+            transport: super::Transport::Udp,
             data,
         });
     }
@@ -474,6 +475,7 @@ fn mangled_offers_are_refused_or_answered_never_a_crash() {
     let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
     let mut sfu = super::Sfu::new(super::SfuConfig {
         candidate: net::SFU_ADDR.parse().unwrap(),
+        ice_tcp: true,
         max_sessions: 8,
         delay_based_estimate: true,
     });

@@ -23,7 +23,7 @@ use rtc::sdp::extmap::{AUDIO_LEVEL_URI, SDES_MID_URI, SDES_RTP_STREAM_ID_URI};
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use crate::media::keyframe::KeyframeRequestTap;
-use crate::media::{MediaCore, MediaInput, MediaKind, MediaOutput, Sfu, SfuConfig};
+use crate::media::{MediaCore, MediaInput, MediaKind, MediaOutput, Sfu, SfuConfig, Transport};
 use crate::media_client;
 
 pub(super) const SFU_ADDR: &str = "10.0.0.1:40000";
@@ -365,6 +365,7 @@ impl Net {
     pub(super) fn with_delay_estimate(delay_based_estimate: bool) -> Self {
         let cfg = SfuConfig {
             candidate: SFU_ADDR.parse().unwrap(),
+            ice_tcp: true,
             max_sessions: 8,
             delay_based_estimate,
         };
@@ -423,6 +424,7 @@ impl Net {
                     source,
                     destination,
                     data,
+                    ..
                 } => {
                     let now = self.now;
                     if let Some(p) = self.peers.iter_mut().find(|p| p.addr == destination) {
@@ -478,7 +480,7 @@ impl Net {
                     }
                     p.tracks.insert(mid, (owner, kind, added));
                 }
-                MediaOutput::Candidate { .. } => {}
+                MediaOutput::Candidate { .. } | MediaOutput::Hangup { .. } => {}
                 MediaOutput::Ended { participant } => self.peer(&participant).ended = true,
                 MediaOutput::ActiveSpeaker { participant } => self.speakers.push(participant),
                 MediaOutput::Refused {
@@ -508,6 +510,7 @@ impl Net {
                 let input = MediaInput::Datagram {
                     source: msg.transport.local_addr,
                     destination: msg.transport.peer_addr,
+                    transport: Transport::Udp,
                     data: msg.message.to_vec(),
                 };
                 self.sfu.handle_input(input, now);
