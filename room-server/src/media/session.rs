@@ -25,7 +25,9 @@ use rtc::peer_connection::transport::{
     CandidateHostConfig, RTCDtlsRole, RTCIceCandidate, RTCIceCandidateInit,
 };
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
+};
 use rtc::rtp_transceiver::{
     RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
 };
@@ -33,7 +35,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::error::{Error, Result};
 use rtc::shared::TaggedBytesMut;
 
-use super::codecs::media_engine;
+use super::codecs::{is_rtx, media_engine};
 use super::congestion::{DelayEstimate, NumberedStreams, SharedGcc, SimulcastOnly};
 use super::forward::TrackKey;
 use super::keyframe::KeyframeRequestTap;
@@ -63,6 +65,12 @@ pub(crate) fn simulcast_ssrc(publisher: SessionId, mid: &str) -> u32 {
         h = h.wrapping_mul(0x0100_0193);
     }
     h.max(1)
+}
+
+/// The SSRC of the RTX stream (RFC 4588) that repairs `publisher`'s video of
+/// m-line `mid` towards every subscriber.
+pub(crate) fn rtx_ssrc(publisher: SessionId, mid: &str) -> u32 {
+    simulcast_ssrc(publisher, &format!("{mid}/rtx"))
 }
 
 /// One track a participant sends, as [`Session::published`] describes it.
@@ -275,6 +283,7 @@ impl Session {
         self.pc
             .set_remote_description(now, RTCSessionDescription::offer(sdp)?)?;
         self.mirror_remote_directions();
+        self.no_rtx_from_publishers()?;
         if !self.negotiated {
             let mut networks = vec![("udp", TcpType::Unspecified)];
             if self.ice_tcp {
@@ -364,6 +373,53 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Answer the m-lines the client sends on without RTX, so that it resends
+    /// lost packets on their own stream: `rtc` recovers what arrives over RTX,
+    /// but its NACK generator, which never sees it, would go on asking. RTX
+    /// stays on the m-lines the room sends on.
+    fn no_rtx_from_publishers(&mut self) -> Result<()> {
+        let Some(remote) = self
+            .pc
+            .remote_description()
+            .and_then(|d| d.unmarshal().ok())
+        else {
+            return Ok(());
+        };
+        let sending: HashSet<String> = remote
+            .media_descriptions
+            .iter()
+            .filter(|m| m.attribute("sendonly").is_some() || m.attribute("sendrecv").is_some())
+            .filter_map(|m| m.attribute("mid").flatten().map(str::to_owned))
+            .collect();
+        let ids: Vec<_> = self.pc.get_transceivers().collect();
+        for id in ids {
+            let Some(t) = self.pc.rtp_transceiver(id) else {
+                continue;
+            };
+            let (Some(mid), Some(receiver)) = (t.mid().clone(), t.receiver()) else {
+                continue;
+            };
+            if !sending.contains(&mid) {
+                continue;
+            }
+            let codecs = match self.pc.rtp_receiver(receiver) {
+                Some(mut r) => r.get_parameters().rtp_parameters.codecs.clone(),
+                None => continue,
+            };
+            if !codecs.iter().any(|c| is_rtx(&c.rtp_codec.mime_type)) {
+                continue;
+            }
+            let primary = codecs
+                .into_iter()
+                .filter(|c| !is_rtx(&c.rtp_codec.mime_type))
+                .collect();
+            if let Some(mut t) = self.pc.rtp_transceiver(id) {
+                t.set_codec_preferences(primary)?;
+            }
+        }
+        Ok(())
     }
 
     fn rollback(&mut self, now: Instant) -> Result<()> {
@@ -539,13 +595,20 @@ impl Session {
             } else {
                 Vec::new()
             };
+            // Video is repaired over RTX towards subscribers who negotiate it.
+            let rtx =
+                (kind == RtpCodecKind::Video && ssrc.is_some()).then(|| RTCRtpRtxParameters {
+                    ssrc: rtx_ssrc(self.id, &mid),
+                });
             let codings = params
                 .rtp_parameters
                 .codecs
                 .iter()
+                .filter(|c| !is_rtx(&c.rtp_codec.mime_type))
                 .map(|c| RTCRtpEncodingParameters {
                     rtp_coding_parameters: RTCRtpCodingParameters {
                         ssrc,
+                        rtx: rtx.clone(),
                         ..Default::default()
                     },
                     active: true,

@@ -383,6 +383,44 @@ fn lost_video_packets_are_recovered_by_nack() {
     assert_eq!(got, want, "every dropped packet was retransmitted");
     let nacked = net.sfu.stats().nacked;
     assert!(nacked >= 8, "bob's NACKs are counted: {nacked}");
+
+    // The retransmissions came over RTX (RFC 4588), which bob's answer kept:
+    // payload type 97 on the SSRC the SFU's offer paired with the video in an
+    // `a=ssrc-group:FID`; bob's `rtc` put each back in the video stream.
+    let bob = net.peer("bob");
+    let offer = bob.pc.remote_description().unwrap().sdp.clone();
+    let fid = format!("a=ssrc-group:FID {VIDEO_SSRC} ");
+    let rtx_ssrc: u32 = offer
+        .lines()
+        .find_map(|l| l.strip_prefix(fid.as_str()))
+        .unwrap_or_else(|| panic!("no FID group for the video in {offer}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        bob.rtx.len() >= bob.dropped,
+        "{} RTX packets for {} dropped",
+        bob.rtx.len(),
+        bob.dropped
+    );
+    assert!(bob.rtx.iter().all(|s| *s == rtx_ssrc), "{:?}", bob.rtx);
+    // Alice, who publishes, was answered without RTX: she resends on her own
+    // stream, which the SFU's NACK generator sees.
+    let answer = net
+        .peer("alice")
+        .pc
+        .remote_description()
+        .unwrap()
+        .sdp
+        .clone();
+    let received: Vec<&str> = answer
+        .split("\r\nm=")
+        .filter(|m| m.starts_with("video") && m.contains("a=recvonly"))
+        .collect();
+    assert!(!received.is_empty(), "{answer}");
+    for section in received {
+        assert!(!section.contains("rtx/90000"), "{section}");
+    }
 }
 
 /// A small deterministic generator: the fuzz cases are the same on every run.

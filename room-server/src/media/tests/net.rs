@@ -59,6 +59,8 @@ pub(super) struct Peer {
     video_datagrams: usize,
     /// Video datagrams dropped by `drop_every_nth_video`.
     pub(super) dropped: usize,
+    /// The SSRC of every RTX datagram (payload type 97) that reached this peer.
+    pub(super) rtx: Vec<u32>,
     /// The RFC 6464 level (−dBov) put on this peer's audio packets, if any.
     pub(super) audio_level: Option<u8>,
     /// The SSRC of this peer's audio track (Opus), when it publishes.
@@ -123,6 +125,7 @@ impl Peer {
             drop_every_nth_video: None,
             video_datagrams: 0,
             dropped: 0,
+            rtx: Vec::new(),
             audio_level: None,
             audio_ssrc: AUDIO_SSRC,
             pli_ssrcs: Vec::new(),
@@ -430,6 +433,11 @@ impl Net {
                     if let Some(p) = self.peers.iter_mut().find(|p| p.addr == destination) {
                         if p.blackholed || p.drops(&data) || p.policed(data.len(), now) {
                             continue;
+                        }
+                        // SRTP leaves the RTP header in the clear.
+                        if data.len() > 12 && data[0] >> 6 == 2 && data[1] & 0x7f == 97 {
+                            p.rtx
+                                .push(u32::from_be_bytes([data[8], data[9], data[10], data[11]]));
                         }
                         if let Some((rate, free_at, queue)) = &mut p.shaper {
                             let start = (*free_at).max(now);

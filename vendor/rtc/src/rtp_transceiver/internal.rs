@@ -4,7 +4,7 @@ use crate::peer_connection::sdp::codecs_from_media_description;
 use crate::rtp_transceiver::rtp_receiver::internal::RTCRtpReceiverInternal;
 use crate::rtp_transceiver::rtp_sender::internal::RTCRtpSenderInternal;
 use crate::rtp_transceiver::rtp_sender::rtp_codec::{
-    CodecMatch, codec_parameters_fuzzy_search, find_rtx_payload_type,
+    CodecMatch, codec_parameters_fuzzy_search, find_rtx_payload_type, is_repair_codec,
 };
 use crate::rtp_transceiver::rtp_sender::{RTCRtpCodecParameters, RtpCodecKind};
 use crate::rtp_transceiver::{
@@ -34,6 +34,9 @@ pub(crate) struct RTCRtpTransceiverInternal {
     direction: RTCRtpTransceiverDirection,
     current_direction: RTCRtpTransceiverDirection,
     preferred_codecs: Vec<RTCRtpCodecParameters>,
+    /// Rendezvous patch: the application's codec preferences named no repair
+    /// codec (RTX, FEC), so none is negotiated ([`Self::set_no_repair`]).
+    no_repair: bool,
     stopped: bool,
     /// Whether this transceiver was implicitly created while applying a remote offer
     /// (as opposed to being created by the application via `add_track`/`add_transceiver_*`).
@@ -85,6 +88,7 @@ impl RTCRtpTransceiverInternal {
             direction: init.direction,
             current_direction: RTCRtpTransceiverDirection::Unspecified,
             preferred_codecs: vec![],
+            no_repair: false,
             stopped: false,
             created_by_remote_description: false,
         }
@@ -245,7 +249,22 @@ impl RTCRtpTransceiverInternal {
 
     /// Codecs returns list of supported codecs
     pub(crate) fn get_codecs(&self, media_engine: &MediaEngine) -> Vec<RTCRtpCodecParameters> {
-        RTCRtpReceiverInternal::get_codecs(&self.preferred_codecs, self.kind(), media_engine)
+        let codecs =
+            RTCRtpReceiverInternal::get_codecs(&self.preferred_codecs, self.kind(), media_engine);
+        if !self.no_repair {
+            return codecs;
+        }
+        codecs
+            .into_iter()
+            .filter(|c| !is_repair_codec(&c.rtp_codec))
+            .collect()
+    }
+
+    /// Rendezvous patch: whether to leave repair codecs out of this
+    /// transceiver's m-line, as Chrome does when `setCodecPreferences` is given
+    /// no RTX entry. Upstream keeps them whatever the preferences say.
+    pub(crate) fn set_no_repair(&mut self, no_repair: bool) {
+        self.no_repair = no_repair;
     }
 
     /// set_mid sets the RTPTransceiver's mid. If it was already set, will return an error.

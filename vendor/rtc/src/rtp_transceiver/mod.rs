@@ -358,10 +358,18 @@ impl RTCRtpTransceiver<'_> {
     ///
     /// See [RTCRtpTransceiver.setCodecPreferences()](https://www.w3.org/TR/webrtc/#dom-rtcrtptransceiver-setcodecpreferences).
     pub fn set_codec_preferences(&mut self, codecs: Vec<RTCRtpCodecParameters>) -> Result<()> {
+        // Rendezvous patch: preferences that name codecs but no repair codec ask
+        // for no repair codec (RTX, FEC) on this m-line, as in Chrome.
+        let no_repair = !codecs.is_empty()
+            && !codecs
+                .iter()
+                .any(|c| rtp_sender::rtp_codec::is_repair_codec(&c.rtp_codec));
         // peer_connection is mutable borrow, its rtp_transceivers won't be resized,
         // so, [self.id] here is safe.
-        self.peer_connection.rtp_transceivers[self.id]
-            .set_codec_preferences(codecs, &self.peer_connection.media_engine)
+        let transceiver = &mut self.peer_connection.rtp_transceivers[self.id];
+        transceiver.set_codec_preferences(codecs, &self.peer_connection.media_engine)?;
+        transceiver.set_no_repair(no_repair);
+        Ok(())
     }
 }
 
