@@ -3,7 +3,8 @@
 // turned off stops the others' decoders; a viewer without camera sees everyone; the
 // host's mute stops someone's audio at the server; a shared screen gets a tile;
 // cameras go out in simulcast layers and a small tile gets a small one; a page
-// that cannot reach the room over UDP gets there over ICE-TCP.
+// that cannot reach the room over UDP gets there over ICE-TCP; the room offers
+// subscribers RTX and takes publishers without it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { BASE, account, assertNoProblems, launch, person, registerVia, shot } from "./helpers.mjs";
@@ -41,6 +42,27 @@ async function joinVideo(p, link, withCamera = true) {
   await p.page.getByRole("button", { name: withCamera ? "Join with camera and microphone" : "Join without" }).click();
 }
 
+/** Keep every RTCPeerConnection `p`'s pages make in `window.__pcs`, to read their SDP. */
+async function recordPeerConnections(p) {
+  await p.context.addInitScript(() => {
+    const Original = window.RTCPeerConnection;
+    window.__pcs = [];
+    window.RTCPeerConnection = function (...args) {
+      const pc = new Original(...args);
+      window.__pcs.push(pc);
+      return pc;
+    };
+    window.RTCPeerConnection.prototype = Original.prototype;
+    Object.setPrototypeOf(window.RTCPeerConnection, Original);
+  });
+}
+
+/** The video m-sections of an SDP, each with its mid. */
+function videoSections(sdp) {
+  return sdp.split("\r\nm=").slice(1).map((m) => "m=" + m).filter((m) => m.startsWith("m=video"))
+    .map((m) => ({ text: m, mid: (m.match(/a=mid:(\S+)/) || [])[1] }));
+}
+
 /** `p` (registered) opens a video room titled `title`; returns its invite link. */
 async function openVideoRoom(p, title) {
   await p.page.goto(BASE + "/rooms/new");
@@ -70,10 +92,30 @@ test("people in a video room see and hear each other through the SFU", async () 
     const link = await openVideoRoom(ana, "Stand-up");
     await registerVia(ben.page, account("Ben Video"));
     await registerVia(cam.page, account("Cam Viewer"));
+    await recordPeerConnections(ben);
 
     await joinVideo(ana, link);
     await joinVideo(ben, link);
     await seeAndHearEachOther(ana, "Ana Video", ben, "Ben Video");
+    // RTX: the room offers Ben its retransmission format for Ana's video (paired
+    // in an FID group) and Chromium keeps it; Ben's own camera the room takes
+    // without RTX (he resends on the stream itself).
+    const sdp = await ben.page.evaluate(() => {
+      const pc = window.__pcs.filter((p) => p.connectionState === "connected").at(-1);
+      return { room: pc.currentRemoteDescription.sdp, ben: pc.currentLocalDescription.sdp };
+    });
+    const room = videoSections(sdp.room);
+    const sent = room.filter((m) => m.text.includes("a=sendonly"));
+    assert.ok(sent.length >= 1, `the room sends Ben video: ${sdp.room}`);
+    for (const m of sent) {
+      assert.match(m.text, /rtx\/90000/);
+      assert.match(m.text, /a=ssrc-group:FID \d+ \d+/);
+      const answer = videoSections(sdp.ben).find((b) => b.mid === m.mid);
+      assert.match(answer.text, /rtx\/90000/, "Chromium keeps RTX for the video it receives");
+    }
+    const taken = room.filter((m) => m.text.includes("a=recvonly"));
+    assert.ok(taken.length >= 1, `the room receives Ben's camera: ${sdp.room}`);
+    for (const m of taken) assert.doesNotMatch(m.text, /rtx\/90000/, "Ben's camera is taken without RTX");
     // Simulcast: Ana's camera goes out in two layers or more (the browser drops
     // those its uplink or CPU cannot carry); Ben gets one of them, whole.
     await ana.page.waitForFunction(() => (document.querySelector(".tile.self")?.dataset.layers || "").split(" ").filter(Boolean).length >= 2, null, { timeout: 30_000 });
