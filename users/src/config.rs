@@ -37,6 +37,14 @@ pub struct Config {
     #[arg(long, env = "RENDEZVOUS_REFRESH_TOKEN_TTL", default_value = "30days", value_parser = humantime::parse_duration)]
     pub refresh_token_ttl: Duration,
 
+    /// How long after a refresh token was exchanged presenting it again still
+    /// gets a new session instead of revoking the login: the answer to a refresh
+    /// can be lost (a tab reloaded or closed mid-request, a dropped connection),
+    /// leaving the browser with the spent token. Past it, reuse revokes every
+    /// session of the login. `0s` turns the grace off.
+    #[arg(long, env = "RENDEZVOUS_REFRESH_REUSE_GRACE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub refresh_reuse_grace: Duration,
+
     /// How long a signing key signs before a new one replaces it. The old key keeps
     /// verifying (stays in the JWKS) until the tokens it signed have expired.
     #[arg(long, env = "RENDEZVOUS_KEY_ROTATION_INTERVAL", default_value = "30days", value_parser = humantime::parse_duration)]
@@ -110,6 +118,8 @@ impl Config {
             token_audience: "rendezvous".into(),
             access_token_ttl: Duration::from_secs(900),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            // Off: the reuse tests replay at once; the grace has a test of its own.
+            refresh_reuse_grace: Duration::ZERO,
             key_rotation_interval: Duration::from_secs(30 * 24 * 3600),
             login_per_account_per_minute: 1000,
             login_per_address_per_minute: 1000,

@@ -119,7 +119,9 @@ pub(crate) async fn log_in(ctx: &Ctx, ip: IpAddr, req: LoginRequest) -> Result<S
 }
 
 /// Exchange a refresh token for a new pair. Each refresh token works once; presenting
-/// one that was already exchanged revokes every session of that login.
+/// one that was already exchanged revokes every session of that login, unless it comes
+/// back within the reuse grace (10 s by default) of its exchange, as when the answer
+/// was lost: then it gets a new session.
 #[utoipa::path(post, path = "/api/sessions/refresh", tag = "sessions", request_body = RefreshRequest,
     responses(
         (status = 200, description = "New tokens", body = Session),
@@ -134,7 +136,8 @@ pub async fn refresh(
 }
 
 /// Every refresh (bearer or browser): spend `token` once and issue the next session
-/// of its login; a token spent before revokes the whole login.
+/// of its login; a token spent before revokes the whole login, unless it was spent
+/// less than `refresh_reuse_grace` ago (its answer may have been lost).
 pub(crate) async fn rotate(ctx: &Ctx, token: &str) -> Result<Session> {
     let now = now_unix();
     let row = ctx
@@ -145,11 +148,25 @@ pub(crate) async fn rotate(ctx: &Ctx, token: &str) -> Result<Session> {
     if row.revoked_at.is_some() || row.expires_at <= now {
         return Err(Error::InvalidRefreshToken);
     }
-    if row.used_at.is_some() || !ctx.store.claim_refresh(&row.id, now).await? {
-        // Reuse of a rotated token: whoever holds it, the login is compromised.
-        tracing::warn!(family = %row.family_id, "refresh token reuse; revoking the family");
-        ctx.store.revoke_family(&row.family_id, now).await?;
-        return Err(Error::RefreshTokenReused);
+    let spent_at = match row.used_at {
+        Some(at) => Some(at),
+        // Someone else claimed it between our read and now.
+        None if !ctx.store.claim_refresh(&row.id, now).await? => Some(now),
+        None => None,
+    };
+    if let Some(at) = spent_at {
+        let grace = ctx.cfg.refresh_reuse_grace.as_secs() as i64;
+        if now.saturating_sub(at) >= grace {
+            // Reuse of a rotated token: whoever holds it, the login is compromised.
+            tracing::warn!(family = %row.family_id, "refresh token reuse; revoking the family");
+            ctx.store.revoke_family(&row.family_id, now).await?;
+            return Err(Error::RefreshTokenReused);
+        }
+        tracing::info!(
+            family = %row.family_id,
+            "a refresh token spent {}s ago came back within the grace; a new session",
+            now - at
+        );
     }
     let user = ctx
         .store
