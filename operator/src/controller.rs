@@ -233,7 +233,15 @@ async fn apply(room: &Room, ctx: &Context) -> Result<Action> {
         }
         _ => {}
     }
-    let lost_pod = pod.is_none() && old.pod_uid.is_some() && restarts == old.restarts;
+    // A Pod gone since the last status, or one whose uid is not the one the
+    // status names: the latter is a replacement we made whose counting status
+    // write was refused (a stale Room), so it is counted now, once.
+    let replaced = match (&pod, old.pod_uid.as_deref()) {
+        (Some(p), Some(uid)) => p.metadata.uid.as_deref() != Some(uid),
+        _ => false,
+    };
+    let gone = pod.is_none() && old.pod_uid.is_some();
+    let lost_pod = (replaced || gone) && restarts == old.restarts;
     if lost_pod {
         restarts += 1;
     }
