@@ -651,27 +651,20 @@ fn summarize(l: Loop, mut lat: Vec<Duration>, reached: usize) -> Run {
 /// The SFU behind its socket until `stop`: (RTP datagrams out, CPU, wall time).
 fn sfu_loop(mut sfu: Sfu, socket: UdpSocket, stop: &AtomicBool) -> Loop {
     let (cpu0, wall0) = (thread_cpu(), Instant::now());
-    let mut buf = vec![0u8; 2048];
     let local = socket.local_addr().unwrap();
     let (mut rtp_out, mut sends) = (0, Duration::ZERO);
     // As the room's shell receives: wait for the first datagram, then take
     // what else is waiting with `recvmmsg`, feed it all, send once.
-    let mut more = vec![vec![0u8; 2048]; RECV_BATCH];
+    let mut bufs = vec![vec![0u8; 2048]; RECV_BATCH];
     let mut got = Vec::with_capacity(RECV_BATCH);
     while !stop.load(Ordering::Relaxed) {
-        match socket.recv_from(&mut buf) {
-            Ok((n, source)) => {
-                let now = Instant::now();
-                let input = MediaInput::Datagram {
-                    source,
-                    destination: local,
-                    transport: Transport::Udp,
-                    data: buf[..n].to_vec(),
-                };
-                sfu.handle_input(input, now);
+        match socket.recv_from(&mut bufs[0]) {
+            Ok(first) => {
                 got.clear();
-                let _ = recv_batch(socket.as_fd(), &mut more[..RECV_BATCH - 1], &mut got);
-                for (b, (n, source)) in more.iter().zip(&got) {
+                got.push(first);
+                let _ = recv_batch(socket.as_fd(), &mut bufs[1..], &mut got);
+                let now = Instant::now();
+                for (b, (n, source)) in bufs.iter().zip(&got) {
                     let input = MediaInput::Datagram {
                         source: *source,
                         destination: local,

@@ -81,6 +81,24 @@ pub enum Transport {
     Tcp,
 }
 
+impl Transport {
+    /// The tag `rtc` gives the same transport.
+    pub(crate) fn protocol(self) -> rtc::shared::TransportProtocol {
+        match self {
+            Transport::Udp => rtc::shared::TransportProtocol::UDP,
+            Transport::Tcp => rtc::shared::TransportProtocol::TCP,
+        }
+    }
+
+    /// The transport of an `rtc` tag (UDP for any it may add).
+    pub(crate) fn of(protocol: rtc::shared::TransportProtocol) -> Self {
+        match protocol {
+            rtc::shared::TransportProtocol::TCP => Transport::Tcp,
+            _ => Transport::Udp,
+        }
+    }
+}
+
 /// What the media core is told.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaInput {

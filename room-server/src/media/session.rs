@@ -32,6 +32,7 @@ use rtc::rtp_transceiver::{
     RTCRtpReceiverId, RTCRtpSenderId, RTCRtpTransceiverDirection, RTCRtpTransceiverInit,
 };
 use rtc::sansio::Protocol;
+use rtc::sdp::SessionDescription;
 use rtc::shared::error::{Error, Result};
 use rtc::shared::TaggedBytesMut;
 
@@ -282,8 +283,15 @@ impl Session {
         }
         self.pc
             .set_remote_description(now, RTCSessionDescription::offer(sdp)?)?;
-        self.mirror_remote_directions();
-        self.no_rtx_from_publishers()?;
+        // Parsed once for both: the client's offer as applied.
+        if let Some(remote) = self
+            .pc
+            .remote_description()
+            .and_then(|d| d.unmarshal().ok())
+        {
+            self.mirror_remote_directions(&remote);
+            self.no_rtx_from_publishers(&remote)?;
+        }
         if !self.negotiated {
             let mut networks = vec![("udp", TcpType::Unspecified)];
             if self.ice_tcp {
@@ -345,14 +353,7 @@ impl Session {
 
     /// A client that sets a forwarded m-line `inactive` (or back to `recvonly`) in its
     /// own offer says whether it wants that track; mirror it on our side.
-    fn mirror_remote_directions(&mut self) {
-        let Some(remote) = self
-            .pc
-            .remote_description()
-            .and_then(|d| d.unmarshal().ok())
-        else {
-            return;
-        };
+    fn mirror_remote_directions(&mut self, remote: &SessionDescription) {
         let ids: Vec<_> = self.pc.get_transceivers().collect();
         for media in &remote.media_descriptions {
             let Some(mid) = media.attribute("mid").flatten() else {
@@ -379,14 +380,7 @@ impl Session {
     /// lost packets on their own stream: `rtc` recovers what arrives over RTX,
     /// but its NACK generator, which never sees it, would go on asking. RTX
     /// stays on the m-lines the room sends on.
-    fn no_rtx_from_publishers(&mut self) -> Result<()> {
-        let Some(remote) = self
-            .pc
-            .remote_description()
-            .and_then(|d| d.unmarshal().ok())
-        else {
-            return Ok(());
-        };
+    fn no_rtx_from_publishers(&mut self, remote: &SessionDescription) -> Result<()> {
         let sending: HashSet<String> = remote
             .media_descriptions
             .iter()

@@ -17,7 +17,7 @@ use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::sdp::extmap::{
     AUDIO_LEVEL_URI, SDES_MID_URI, SDES_REPAIR_RTP_STREAM_ID_URI, SDES_RTP_STREAM_ID_URI,
 };
-use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use rtc::shared::{TaggedBytesMut, TransportContext};
 
 use super::demux::Demuxer;
 use super::forward::{ForwardTable, TrackKey};
@@ -621,17 +621,13 @@ impl Sfu {
             }
             return;
         };
-        let transport_protocol = match transport {
-            Transport::Udp => TransportProtocol::UDP,
-            Transport::Tcp => TransportProtocol::TCP,
-        };
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext {
                 local_addr: self.cfg.candidate,
                 peer_addr: source,
                 ecn: None,
-                transport_protocol,
+                transport_protocol: transport.protocol(),
             },
             message: BytesMut::from(&data[..]),
         };
@@ -963,14 +959,10 @@ impl Sfu {
     fn transmit(&mut self) {
         for session in self.sessions.values_mut() {
             while let Some(msg) = session.poll_datagram() {
-                let transport = match msg.transport.transport_protocol {
-                    TransportProtocol::TCP => Transport::Tcp,
-                    _ => Transport::Udp,
-                };
                 self.out.push_back(MediaOutput::Transmit {
                     source: msg.transport.local_addr,
                     destination: msg.transport.peer_addr,
-                    transport,
+                    transport: Transport::of(msg.transport.transport_protocol),
                     data: msg.message.to_vec(),
                 });
             }

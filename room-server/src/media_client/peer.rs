@@ -42,9 +42,16 @@ pub(super) enum Link {
     /// passive candidate; every packet is an RFC 4571 frame on it.
     Tcp {
         ip: IpAddr,
-        stream: Option<TcpStream>,
+        stream: Option<TcpLink>,
         decoder: TcpFrameDecoder,
     },
+}
+
+/// An open ICE-TCP connection and its two ends, read once when it opened.
+pub(super) struct TcpLink {
+    stream: TcpStream,
+    room: SocketAddr,
+    local: SocketAddr,
 }
 
 /// One packet that arrived, as the peer connection is told of it.
@@ -69,21 +76,20 @@ impl Link {
                 }])
             }
             Link::Tcp {
-                stream: Some(stream),
+                stream: Some(link),
                 decoder,
                 ..
             } => {
                 // `read` is cancel-safe; the decoder keeps partial frames.
-                let n = stream.read(buf).await?;
+                let n = link.stream.read(buf).await?;
                 if n == 0 {
                     return Err(io::ErrorKind::UnexpectedEof.into());
                 }
                 decoder.extend_from_slice(&buf[..n]);
-                let (from, local) = (stream.peer_addr()?, stream.local_addr()?);
                 Ok(std::iter::from_fn(|| decoder.next_packet())
                     .map(|data| Arrival {
-                        from,
-                        local,
+                        from: link.room,
+                        local: link.local,
                         protocol: TransportProtocol::TCP,
                         data,
                     })
@@ -97,9 +103,8 @@ impl Link {
         match self {
             Link::Udp { socket, .. } => socket.send_to(data, to).await.map(drop),
             Link::Tcp {
-                stream: Some(stream),
-                ..
-            } => stream.write_all(&frame_packet(data)).await,
+                stream: Some(link), ..
+            } => link.stream.write_all(&frame_packet(data)).await,
             // Nothing can go out before the connection is open.
             Link::Tcp { stream: None, .. } => Ok(()),
         }
@@ -130,7 +135,11 @@ impl Link {
             .await
             .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
         connected.set_nodelay(true)?;
-        *stream = Some(connected);
+        *stream = Some(TcpLink {
+            room: connected.peer_addr()?,
+            local: connected.local_addr()?,
+            stream: connected,
+        });
         Ok(())
     }
 }

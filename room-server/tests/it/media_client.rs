@@ -216,6 +216,7 @@ async fn ice_tcp_members_send_and_receive_beside_udp_members() {
 /// and the room goes on serving.
 #[tokio::test]
 async fn tcp_connections_that_are_not_ice_are_closed_and_the_room_serves_on() {
+    use rtc::shared::tcp_framing::frame_packet;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let room = TestRoom::start().await;
     let bob = join(&room, "bob", MediaOptions::publish(local(), Video::Camera)).await;
@@ -225,8 +226,8 @@ async fn tcp_connections_that_are_not_ice_are_closed_and_the_room_serves_on() {
     let garbage: Vec<u8> = (0..200u32).map(|i| (i * 37 % 251) as u8).collect();
     let http = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec();
     for (what, bytes) in [
-        ("a forged STUN check", frame(&stun)),
-        ("a frame of garbage", frame(&garbage)),
+        ("a forged STUN check", frame_packet(&stun)),
+        ("a frame of garbage", frame_packet(&garbage)),
         ("an HTTP request", http),
         (
             "a frame longer than any packet",
@@ -271,10 +272,4 @@ async fn with_ice_tcp_off_the_answer_offers_udp_only() {
     for m in [bob, cy] {
         m.task.abort();
     }
-}
-
-fn frame(packet: &[u8]) -> Vec<u8> {
-    let mut out = (packet.len() as u16).to_be_bytes().to_vec();
-    out.extend_from_slice(packet);
-    out
 }
